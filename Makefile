@@ -1,0 +1,26 @@
+# make run: one job on the defaults (the paper's Figure 3 setup). make test: the test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SWEEP ?=
+
+.PHONY: run test test-fast analysis clean
+
+$(BIN)/nesterov-landscape-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(BIN)/nesterov-landscape-installed
+	$(BIN)/python -m nesterov_landscape
+
+test: $(BIN)/nesterov-landscape-installed
+	$(BIN)/python -m pytest
+
+test-fast: $(BIN)/nesterov-landscape-installed
+	$(BIN)/python -m pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -1,0 +1,174 @@
+"""Typed configuration: dataclass schemas for every config group, registered in Hydra's
+ConfigStore, and `validate`, which turns a composed config into checked dataclass objects.
+
+Hydra checks types and misspelled keys while composing; `validate` adds what it cannot: value
+ranges and choices, keys slipped in with `+key=value`, and facts about the machine (CUDA).
+Every failure is one line naming the key and the allowed values.
+"""
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from .constraints import at_least, constrained, non_negative, one_of, positive, violation
+from .data import INPUT_DISTS, LABELS
+from .mlp import ACTIVATIONS, INITS
+from .optimizers import OPTIMIZERS
+from .probes import INF_PHI
+from .training import LOSSES
+
+PRECISIONS = ("float32", "float64")
+
+
+class ConfigError(ValueError):
+    """A config value that is not allowed; the message names the key and the allowed values."""
+
+
+@dataclass
+class MLPConfig:
+    name: str = one_of("mlp")
+    depth: int = at_least(1)  # hidden layers; the network has depth + 1 linear maps
+    width: int = at_least(1)
+    activation: str = one_of(*ACTIVATIONS)
+    bias: bool = field()
+    init: str = one_of(*INITS)
+
+
+@dataclass
+class TeacherConfig:
+    name: str = one_of("teacher")
+    n_points: int = at_least(1)
+    input_dim: int = at_least(1)
+    input_dist: str = one_of(*INPUT_DISTS)
+    teacher_depth: int = at_least(1)
+    teacher_width: int = at_least(1)
+    teacher_activation: str = one_of(*ACTIVATIONS)
+    labels: str = one_of(*LABELS)
+    label_noise: float = non_negative()
+    seed: Optional[int] = field()  # null: derived from the top-level seed
+
+
+@dataclass
+class GradientLineConfig:
+    name: str = one_of("gradient_line")
+    t_min: float = field()
+    t_max: float = field()
+    t_step: float = positive()
+    h: float = positive()
+    inf_phi: str = one_of(*INF_PHI)
+    mu_cutoff: float = non_negative()
+    radii: list[float] = constrained(lambda v: len(v) > 0 and all(r > 0 for r in v),
+                                     "a non-empty list of numbers > 0")
+    precision: Optional[str] = one_of(*PRECISIONS)  # null: the training precision
+
+
+@dataclass
+class NoProbeConfig:
+    name: str = one_of("none")
+
+
+PROBES = {"gradient_line": GradientLineConfig, "none": NoProbeConfig}
+
+
+@dataclass
+class WandbConfig:
+    name: str = one_of("wandb")
+    mode: str = one_of("offline", "online", "disabled")
+    project: str = field()
+    entity: Optional[str] = field()
+    group: Optional[str] = field()  # null: the multirun's sweep name
+    job_type: str = field()
+    tags: list[str] = field()
+    init_timeout: float = positive()  # seconds an online init may take before falling back to offline
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = at_least(1)
+    precision: str = one_of(*PRECISIONS)
+    device: str = one_of("cpu", "cuda", "auto")
+    log_every: int = at_least(1)
+    threads: int = at_least(1)  # torch intra-op threads per job
+
+
+@dataclass
+class Config:
+    seed: int = field()
+    loss: str = one_of(*LOSSES)
+    model: MLPConfig = field()
+    data: TeacherConfig = field()
+    optimizer: Any = field()
+    probe: Any = field()
+    logger: WandbConfig = field()
+    trainer: TrainerConfig = field()
+
+
+def optimizer_schema(name: str) -> type:
+    """The optimizer's hyperparameter dataclass plus the `name` key that selects it."""
+    return dataclasses.make_dataclass(
+        f"{OPTIMIZERS[name].hyperparams.__name__}Config",
+        [("name", str, one_of(name))], bases=(OPTIMIZERS[name].hyperparams,))
+
+
+OPTIMIZER_SCHEMAS = {name: optimizer_schema(name) for name in OPTIMIZERS}
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    cs.store(group="model", name="mlp_schema", node=MLPConfig)
+    cs.store(group="data", name="teacher_schema", node=TeacherConfig)
+    cs.store(group="logger", name="wandb_schema", node=WandbConfig)
+    cs.store(group="trainer", name="trainer_schema", node=TrainerConfig)
+    for name, schema in PROBES.items():
+        cs.store(group="probe", name=f"{name}_schema", node=schema)
+    for name, schema in OPTIMIZER_SCHEMAS.items():
+        cs.store(group="optimizer", name=f"{name}_schema", node=schema)
+
+
+def _build(schema: type, values: Any, key: str) -> Any:
+    """schema(**values), checked field by field; key is the dotted path for messages."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{key} must be a group of keys ({', '.join(f.name for f in dataclasses.fields(schema))}), got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown key {'.'.join(filter(None, [key, unknown[0]]))}; "
+                          f"{key or 'the top level'} allows: {', '.join(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        path = ".".join(filter(None, [key, name]))
+        if name not in values:
+            raise ConfigError(f"missing key {path}")
+        value = values[name]
+        if dataclasses.is_dataclass(f.type):
+            value = _build(f.type, value, path)
+        allowed = violation(value, f)
+        if allowed is not None:
+            raise ConfigError(f"{path}={value!r} is not allowed; it must be {allowed}")
+        kwargs[name] = value
+    return schema(**kwargs)
+
+
+def _build_choice(choices: dict[str, type], values: Any, key: str) -> Any:
+    name = values.get("name") if isinstance(values, dict) else None
+    if name not in choices:
+        raise ConfigError(f"{key}.name={name!r} is not allowed; it must be one of {', '.join(choices)}")
+    return _build(choices[name], values, key)
+
+
+def validate(cfg: DictConfig, cuda_available: bool) -> Config:
+    """Check a composed config and return it as dataclass objects, or raise ConfigError."""
+    values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    config = _build(Config, values, "")
+    config.optimizer = _build_choice(OPTIMIZER_SCHEMAS, values["optimizer"], "optimizer")
+    config.probe = _build_choice(PROBES, values["probe"], "probe")
+    if isinstance(config.probe, GradientLineConfig) and not config.probe.t_min < config.probe.t_max:
+        raise ConfigError(f"probe.t_min={config.probe.t_min} and probe.t_max={config.probe.t_max} "
+                          "are not allowed; t_min must be < t_max")
+    if config.trainer.device == "cuda" and not cuda_available:
+        raise ConfigError("trainer.device=cuda is not allowed: CUDA is not available on this machine; "
+                          "use cpu or auto")
+    return config

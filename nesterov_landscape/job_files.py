@@ -1,0 +1,38 @@
+"""The job's own result files, each written atomically (temp file in the same folder + rename),
+so a killed job never leaves a file that looks complete."""
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _json_safe(value: Any) -> Any:
+    """Non-finite floats become null: strict JSON has no NaN or Infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n")
+
+
+def write_csv(path: Path, columns: list[str], rows: Iterable[Iterable[Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
