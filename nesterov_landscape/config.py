@@ -118,14 +118,15 @@ OPTIMIZER_SCHEMAS = {name: optimizer_schema(name) for name in OPTIMIZERS}
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
-    cs.store(group="model", name="mlp_schema", node=MLPConfig)
-    cs.store(group="data", name="teacher_schema", node=TeacherConfig)
-    cs.store(group="logger", name="wandb_schema", node=WandbConfig)
-    cs.store(group="trainer", name="trainer_schema", node=TrainerConfig)
+    # Under schema/<group>, so they do not show up as options of the user-facing groups.
+    cs.store(group="schema/model", name="mlp", node=MLPConfig)
+    cs.store(group="schema/data", name="teacher", node=TeacherConfig)
+    cs.store(group="schema/logger", name="wandb", node=WandbConfig)
+    cs.store(group="schema/trainer", name="default", node=TrainerConfig)
     for name, schema in PROBES.items():
-        cs.store(group="probe", name=f"{name}_schema", node=schema)
+        cs.store(group="schema/probe", name=name, node=schema)
     for name, schema in OPTIMIZER_SCHEMAS.items():
-        cs.store(group="optimizer", name=f"{name}_schema", node=schema)
+        cs.store(group="schema/optimizer", name=name, node=schema)
 
 
 def _build(schema: type, values: Any, key: str) -> Any:

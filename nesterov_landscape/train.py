@@ -53,9 +53,14 @@ def t_grid(t_min: float, t_max: float, t_step: float) -> torch.Tensor:
 
 
 def remove_unstarted_job_dir(output_dir: Path) -> None:
-    """A job rejected before any work leaves nothing behind: Hydra already made its folder."""
+    """A job rejected before any work leaves nothing behind: Hydra already made its folder (and
+    the dated folders above it), holding only its own .hydra/ and log."""
     if output_dir.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in output_dir.iterdir()):
         shutil.rmtree(output_dir)
+        for parent in output_dir.parents:
+            if parent == Path.cwd() or any(parent.iterdir()):
+                break
+            parent.rmdir()
 
 
 def job_identity() -> dict[str, Any]:

@@ -1,6 +1,9 @@
 """One W&B run per job: offline by default, online with a bounded, non-interactive start."""
 import logging
+import netrc
+import os
 from pathlib import Path
+from urllib.parse import urlparse
 from typing import Any
 
 import wandb
@@ -8,26 +11,41 @@ import wandb
 log = logging.getLogger(__name__)
 
 
+def has_credentials() -> bool:
+    """What `wandb login` leaves behind (an API key in the environment or in ~/.netrc for the W&B
+    host), read without network and without wandb's interactive prompt."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    path = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        return netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
 def start_run(mode: str, init_timeout: float, **init_kwargs: Any) -> tuple[Any, str]:
     """wandb.init in `mode`, with the run's files under init_kwargs["dir"]; returns (run, mode used).
 
-    Online needs credentials and the server: without credentials it would prompt (and wait
-    forever in a terminal), without network it would wait about init_timeout + 10 s. Both fall back
-    to offline with a warning, so the job runs and `wandb sync` uploads it later."""
+    Online needs credentials and the server. Left alone, wandb waits at an account prompt forever
+    in a terminal, about init_timeout + 10 s without network, and 10 s more looking up the user
+    name for its greeting. Here a job without credentials never reaches the prompt, the start is
+    bounded by init_timeout, the greeting is skipped, and any failure falls back to offline with a
+    warning: the job runs, and `wandb sync` uploads it later."""
     Path(init_kwargs["dir"]).mkdir(parents=True, exist_ok=True)
     init_kwargs.setdefault("reinit", "finish_previous")
     if mode == "online":
-        if not wandb.login(prompt=False, verify=False):
-            log.warning("W&B online mode needs credentials (wandb login or WANDB_API_KEY); "
-                        "logging offline instead, upload later with `wandb sync`")
-        else:
+        reason = "no credentials: run `wandb login` or set WANDB_API_KEY"
+        if has_credentials():
             try:
-                run = wandb.init(mode="online", settings=wandb.Settings(init_timeout=init_timeout),
+                run = wandb.init(mode="online", settings=wandb.Settings(init_timeout=init_timeout, silent=True),
                                  **init_kwargs)
+                log.info("W&B run online at %s", run.url)
                 return run, "online"
-            except Exception as error:  # wandb raises several types for an unreachable server
-                log.warning("W&B online init failed (%s); logging offline instead, upload later "
-                            "with `wandb sync`", str(error).splitlines()[0] if str(error) else type(error).__name__)
+            except Exception as error:  # wandb raises UsageError, CommError, TimeoutError, ...
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        log.warning("W&B online mode failed (%s); logging offline instead, upload later with `wandb sync`",
+                    reason)
         mode = "offline"
     return wandb.init(mode=mode, **init_kwargs), mode
 

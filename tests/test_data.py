@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from nesterov_landscape.data import make_teacher_data
+from nesterov_landscape.mlp import MLPShape, forward, init_params
+
+TEACHER = MLPShape(input_dim=12, width=20, depth=7)
+
+
+def draw(seed=0, **kwargs):
+    args = dict(n_points=100, input_dim=12, input_dist="normal", teacher=TEACHER, teacher_activation="tanh",
+                labels="standardize", label_noise=0.0) | kwargs
+    return make_teacher_data(**args, generator=torch.Generator().manual_seed(seed))
+
+
+def test_standardized_labels_have_zero_mean_unit_std():
+    data = draw()
+    assert data.y.mean().item() == pytest.approx(0.0, abs=1e-12)
+    assert data.y.std(correction=0).item() == pytest.approx(1.0, rel=1e-12)
+
+
+def test_raw_labels_are_the_teachers_outputs():
+    data = draw(labels="raw")
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(100, 12, generator=gen, dtype=torch.float64)
+    teacher = init_params(TEACHER, "pytorch", gen)
+    torch.testing.assert_close(data.y, forward(TEACHER, "tanh", teacher, x))
+    # science.md: with PyTorch's default init the teacher's outputs are nearly constant
+    assert data.raw_label_std < 0.1
+
+
+def test_uniform_inputs_lie_in_the_cube():
+    data = draw(input_dist="uniform")
+    assert data.x.abs().max() <= 1 and data.x.min() < -0.9
+
+
+def test_label_noise_is_added_after_standardizing():
+    clean, noisy = draw(), draw(label_noise=0.1)
+    assert 0.05 < (noisy.y - clean.y).std().item() < 0.15
+
+
+def test_same_seed_same_data_other_seed_other_data():
+    assert torch.equal(draw(1).y, draw(1).y)
+    assert not torch.equal(draw(1).y, draw(2).y)

@@ -1,0 +1,84 @@
+import pytest
+import torch
+
+from nesterov_landscape.mlp import ACTIVATIONS, INITS, MLPShape, forward, init_params
+
+
+def as_module(shape: MLPShape, activation: str, params: torch.Tensor) -> torch.nn.Sequential:
+    """The same network built from torch.nn layers, an independent implementation of `forward`."""
+    modules = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "gelu": torch.nn.GELU, "softplus": torch.nn.Softplus}
+    layers, offset = [], 0
+    for i, (fan_in, fan_out) in enumerate(shape.layers):
+        linear = torch.nn.Linear(fan_in, fan_out, bias=shape.bias, dtype=torch.float64)
+        with torch.no_grad():
+            linear.weight.copy_(params[offset : offset + fan_in * fan_out].view(fan_out, fan_in))
+            offset += fan_in * fan_out
+            if shape.bias:
+                linear.bias.copy_(params[offset : offset + fan_out])
+                offset += fan_out
+        layers.append(linear)
+        if i < len(shape.layers) - 1:
+            layers.append(modules[activation]())
+    assert offset == shape.n_params
+    return torch.nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+@pytest.mark.parametrize("bias", [True, False])
+def test_forward_matches_torch_nn(activation, bias):
+    shape = MLPShape(input_dim=5, width=7, depth=3, bias=bias)
+    params = init_params(shape, "pytorch", torch.Generator().manual_seed(0))
+    x = torch.randn(11, 5, dtype=torch.float64)
+    expected = as_module(shape, activation, params)(x).squeeze(-1)
+    torch.testing.assert_close(forward(shape, activation, params, x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_batched_forward_equals_one_network_at_a_time():
+    shape = MLPShape(input_dim=4, width=6, depth=2)
+    stacked = torch.stack([init_params(shape, "pytorch", torch.Generator().manual_seed(s)) for s in range(3)])
+    x = torch.randn(9, 4, dtype=torch.float64)
+    batched = forward(shape, "tanh", stacked, x)
+    assert batched.shape == (3, 9)
+    for i in range(3):
+        torch.testing.assert_close(batched[i], forward(shape, "tanh", stacked[i], x), rtol=1e-13, atol=1e-13)
+
+
+def test_depth_counts_hidden_layers():
+    shape = MLPShape(input_dim=12, width=35, depth=10)
+    assert len(shape.layers) == 11
+    assert shape.n_params == (12 * 35 + 35) + 9 * (35 * 35 + 35) + (35 + 1)
+
+
+def test_pytorch_init_has_nn_linear_bounds():
+    shape = MLPShape(input_dim=50, width=200, depth=1)
+    params = init_params(shape, "pytorch", torch.Generator().manual_seed(0))
+    first = params[: 50 * 200]
+    bound = 50**-0.5
+    assert first.abs().max() <= bound
+    # U(-b, b) has std b / sqrt(3)
+    assert abs(first.std().item() - bound / 3**0.5) < 0.02 * bound
+
+
+@pytest.mark.parametrize("init", INITS)
+def test_init_is_seeded(init):
+    shape = MLPShape(input_dim=3, width=4, depth=2)
+    a = init_params(shape, init, torch.Generator().manual_seed(7))
+    b = init_params(shape, init, torch.Generator().manual_seed(7))
+    assert torch.equal(a, b) and a.shape == (shape.n_params,)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "gelu", "softplus"])
+def test_autograd_gradient_matches_finite_differences(activation):
+    shape = MLPShape(input_dim=3, width=5, depth=2)
+    params = init_params(shape, "pytorch", torch.Generator().manual_seed(1))
+    x, y = torch.randn(8, 3, dtype=torch.float64), torch.randn(8, dtype=torch.float64)
+
+    def loss(w):
+        return 0.5 * (forward(shape, activation, w, x) - y).square().mean()
+
+    w = params.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(loss(w), w)
+    eps = 1e-6
+    basis = torch.eye(shape.n_params, dtype=torch.float64)
+    fd = torch.stack([(loss(params + eps * e) - loss(params - eps * e)) / (2 * eps) for e in basis])
+    torch.testing.assert_close(grad, fd, rtol=1e-6, atol=1e-9)
