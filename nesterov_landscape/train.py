@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import probes
 from .config import Config, ConfigError, GradientLineConfig, validate
@@ -150,8 +151,9 @@ def run_experiment(config: Config, output_dir: Path, run: Any) -> dict[str, Any]
 
     log.info("training %s (%d weights, %s, %s) with %s for %d epochs", m.name, shape.n_params,
              config.trainer.precision, device, config.optimizer.name, epochs)
-    result = train_full_batch(loss_in(dtype), params.to(device, dtype), optimizer, hyperparams,
-                              epochs, config.trainer.log_every, on_record)
+    with logging_redirect_tqdm():  # log lines print above the bar, not through it
+        result = train_full_batch(loss_in(dtype), params.to(device, dtype), optimizer, hyperparams,
+                                  epochs, config.trainer.log_every, on_record)
     bar.close()
     write_csv(output_dir / "history.csv", ["epoch", "loss", "grad_norm"],
               ([r["epoch"], r["loss"], r["grad_norm"]] for r in result.history))
