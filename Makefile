@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SWEEP ?=
+ARGS ?=
 
 .PHONY: run test test-fast analysis clean
 
@@ -21,6 +22,10 @@ test: $(BIN)/nesterov-landscape-installed
 
 test-fast: $(BIN)/nesterov-landscape-installed
 	$(BIN)/python -m pytest -m "not slow"
+
+# the newest sweep under multirun/, or SWEEP=multirun/<date>/<time>; ARGS="--by model.width --out DIR"
+analysis: $(BIN)/nesterov-landscape-installed
+	$(BIN)/python -m multirun_analysis $(SWEEP) $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

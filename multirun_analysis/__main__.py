@@ -1,0 +1,61 @@
+"""python -m multirun_analysis [SWEEP ...] [--by KEYS] [--out DIR] | --wandb ENTITY/PROJECT --group NAME"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .load import load_sweeps
+from .report import latest_sweep, write_report
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m multirun_analysis",
+        description="Aggregate harness sweeps into summary tables, figures and report.md.")
+    parser.add_argument("sweeps", nargs="*", type=Path,
+                        help="sweep folders (multirun/<date>/<time>) or job folders; default: the newest under multirun/")
+    parser.add_argument("--by", type=lambda s: [k for k in s.split(",") if k],
+                        help="comma-separated config keys to group by (default: every varying key but the seed)")
+    parser.add_argument("--out", type=Path, help="output folder (default: <first sweep>/analysis)")
+    parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read online runs from W&B instead of folders")
+    parser.add_argument("--group", help="with --wandb: the W&B group (the sweep's name)")
+    parser.add_argument("--workers", type=int, default=8, help="threads reading job files (default 8)")
+    parser.add_argument("--root", type=Path, default=Path("multirun"), help="where to look for the newest sweep")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    start = time.perf_counter()
+    try:
+        if args.wandb:
+            from .wandb_source import load_wandb_group
+
+            if not args.group:
+                raise ValueError("--wandb needs --group NAME (the sweep's W&B group)")
+            sweep = load_wandb_group(args.wandb, args.group)
+            sources = [f"wandb:{args.wandb}/{args.group}"]
+            out = args.out or Path("reports") / f"wandb_{args.group}"
+        else:
+            sweep_dirs = args.sweeps or [latest_sweep(args.root)]
+            missing = [str(s) for s in sweep_dirs if not s.is_dir()]
+            if missing:
+                raise FileNotFoundError(f"no such sweep folder: {', '.join(missing)}")
+            sweep = load_sweeps(sweep_dirs, workers=args.workers)
+            sources = [str(s) for s in sweep_dirs]
+            out = args.out or sweep_dirs[0] / "analysis"
+        if sweep.runs.empty:
+            raise FileNotFoundError(f"no runs found in {', '.join(sources)}")
+        summary_md = write_report(sweep, out, by=args.by, sources=sources)
+    except (FileNotFoundError, ValueError, ConnectionError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(summary_md)
+    for problem in sweep.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    print(f"{len(sweep.runs)} runs analysed in {time.perf_counter() - start:.1f} s; report: {out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

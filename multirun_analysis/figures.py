@@ -1,0 +1,122 @@
+"""Seaborn figures of a sweep, each saved as PNG and PDF."""
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from .load import Sweep  # noqa: E402
+
+MAX_PANELS = 12
+
+
+def group_labels(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
+    if not keys:
+        return pd.Series("all runs", index=runs.index)
+    return runs[keys].map(str).apply(lambda row: ", ".join(f"{k}={v}" for k, v in row.items()), axis=1)
+
+
+def save(fig: plt.Figure, out: Path, name: str) -> list[str]:
+    for ext in ("png", "pdf"):
+        fig.savefig(out / f"{name}.{ext}", dpi=150)
+    plt.close(fig)
+    return [f"{name}.png", f"{name}.pdf"]
+
+
+def loss_curves(sweep: Sweep, runs: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
+    """Training loss against epoch: median over seeds, band from min to max, one color per group."""
+    labels = group_labels(runs, keys)
+    frames = [sweep.histories[r].assign(group=labels[i]) for i, r in runs["run_id"].items() if r in sweep.histories]
+    if not frames:
+        return []
+    history = pd.concat(frames, ignore_index=True)
+    history["loss"] = history["loss"].where(np.isfinite(history["loss"]))
+    stats = history.groupby(["group", "epoch"])["loss"].agg(["median", "min", "max"]).reset_index()
+    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
+    palette = sns.color_palette(n_colors=stats["group"].nunique())
+    for color, (group, curve) in zip(palette, stats.groupby("group", sort=False)):
+        ax.fill_between(curve["epoch"], curve["min"], curve["max"], color=color, alpha=0.2, linewidth=0)
+        ax.plot(curve["epoch"], curve["median"], color=color, label=group)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch (full-batch steps)")
+    ax.set_ylabel("training loss (median over seeds, band: min to max)")
+    ax.set_title("Training loss")
+    ax.legend(fontsize="small", loc="upper right")
+    return save(fig, out, "loss_curves")
+
+
+def landscape_panels(sweep: Sweep, runs: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
+    """Figure 3 of Gupta & Wojtowytsch: phi''(t) and mu(t) along the gradient line, one line per
+    seed, one column per group."""
+    labels = group_labels(runs, keys)
+    groups = [g for g in dict.fromkeys(labels) if any(r in sweep.landscapes for r in runs["run_id"][labels == g])]
+    if not groups:
+        return []
+    groups = groups[:MAX_PANELS]
+    fig, axes = plt.subplots(2, len(groups), figsize=(max(7.0, 4.5 * len(groups)), 7), squeeze=False,
+                             layout="constrained")
+    for col, group in enumerate(groups):
+        members = runs[labels == group]
+        for _, run in members.iterrows():
+            landscape = sweep.landscapes.get(run["run_id"])
+            if landscape is None:
+                continue
+            seed = run.get("seed", "?")
+            axes[0, col].plot(landscape["t"], landscape["phi_dd"], label=f"seed {seed}", linewidth=1)
+            axes[1, col].plot(landscape["t"], landscape["mu"], label=f"seed {seed}", linewidth=1)
+        axes[0, col].set_title(group, fontsize="small")
+        axes[0, col].set_ylabel(r"curvature $\varphi''(t)$ (central differences)")
+        axes[1, col].set_ylabel(r"strong aiming $\mu(t) = 2\,(t\varphi'(t) - \varphi(t) + \inf\varphi)\,/\,t^2$")
+        for ax in axes[:, col]:
+            ax.set_xlabel("t (step along the unit gradient)")
+        for ax in axes[:, col]:
+            ax.axhline(0, color="black", linewidth=0.6)
+        axes[0, col].legend(fontsize="x-small")
+    fig.suptitle(r"Loss along the gradient at the trained weights: $\varphi(t) = L(w + t\,\nabla L/|\nabla L|)$")
+    return save(fig, out, "landscape")
+
+
+def final_loss_vs_key(runs: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
+    """Final loss against the first swept key, one line per value of the others (median, min-max bars)."""
+    finished = runs[(runs["status"] == "completed") & np.isfinite(runs.get("final_loss", np.nan))]
+    if not keys or finished.empty:
+        return []
+    x = "optimizer.momentum" if "optimizer.momentum" in keys else keys[0]
+    hue_keys = [k for k in keys if k != x]
+    data = finished.assign(series=group_labels(finished, hue_keys) if hue_keys else "all runs")
+    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
+    sns.pointplot(data=data, x=x, y="final_loss", hue="series", estimator=np.median, errorbar=("pi", 100),
+                  dodge=0.2 if hue_keys else False, ax=ax, log_scale=(False, True))
+    ax.set_xlabel(x)
+    ax.set_ylabel("final training loss (median over seeds, bars: min to max)")
+    ax.set_title(f"Final loss against {x}")
+    if hue_keys:
+        ax.legend(title=", ".join(hue_keys), fontsize="small")
+    else:
+        ax.get_legend() and ax.get_legend().remove()
+    return save(fig, out, "final_loss_vs_" + x.replace(".", "_"))
+
+
+def heatmap(runs: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
+    """Median log10 final loss over two swept keys."""
+    finished = runs[(runs["status"] == "completed") & (runs.get("final_loss", np.nan) > 0)]
+    if len(keys) != 2 or finished.empty:
+        return []
+    table = finished.assign(log10_loss=np.log10(finished["final_loss"])).pivot_table(
+        index=keys[0], columns=keys[1], values="log10_loss", aggfunc="median")
+    fig, ax = plt.subplots(figsize=(1.2 * table.shape[1] + 3, 0.8 * table.shape[0] + 2), layout="constrained")
+    sns.heatmap(table, annot=True, fmt=".1f", cmap="viridis_r", ax=ax,
+                cbar_kws={"label": "log10 final loss (median over seeds)"})
+    ax.set_title("Final training loss")
+    return save(fig, out, f"heatmap_{keys[0]}_{keys[1]}".replace(".", "_"))
+
+
+def make_figures(sweep: Sweep, keys: list[str], out: Path) -> list[str]:
+    sns.set_theme(style="whitegrid", context="paper")
+    runs = sweep.runs[~sweep.runs["duplicate"]]
+    return [*loss_curves(sweep, runs, keys, out), *landscape_panels(sweep, runs, keys, out),
+            *final_loss_vs_key(runs, keys, out), *heatmap(runs, keys, out)]
