@@ -5,6 +5,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -12,6 +14,7 @@ import seaborn as sns  # noqa: E402
 from .load import Sweep  # noqa: E402
 
 MAX_PANELS = 12
+COLUMNS = 4
 
 
 def group_labels(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
@@ -51,31 +54,37 @@ def loss_curves(sweep: Sweep, runs: pd.DataFrame, keys: list[str], out: Path) ->
 
 def landscape_panels(sweep: Sweep, runs: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
     """Figure 3 of Gupta & Wojtowytsch: phi''(t) and mu(t) along the gradient line, one line per
-    seed, one column per group."""
+    seed, a pair of panels per group (at most MAX_PANELS groups, COLUMNS pairs a row)."""
     labels = group_labels(runs, keys)
-    groups = [g for g in dict.fromkeys(labels) if any(r in sweep.landscapes for r in runs["run_id"][labels == g])]
+    members = {g: [r for r in runs["run_id"][labels == g] if r in sweep.landscapes] for g in dict.fromkeys(labels)}
+    groups = [g for g, ids in members.items() if ids][:MAX_PANELS]
     if not groups:
         return []
-    groups = groups[:MAX_PANELS]
-    fig, axes = plt.subplots(2, len(groups), figsize=(max(7.0, 4.5 * len(groups)), 7), squeeze=False,
-                             layout="constrained")
-    for col, group in enumerate(groups):
-        members = runs[labels == group]
-        for _, run in members.iterrows():
-            landscape = sweep.landscapes.get(run["run_id"])
-            if landscape is None:
-                continue
-            seed = run.get("seed", "?")
-            axes[0, col].plot(landscape["t"], landscape["phi_dd"], label=f"seed {seed}", linewidth=1)
-            axes[1, col].plot(landscape["t"], landscape["mu"], label=f"seed {seed}", linewidth=1)
-        axes[0, col].set_title(group, fontsize="small")
-        axes[0, col].set_ylabel(r"curvature $\varphi''(t)$ (central differences)")
-        axes[1, col].set_ylabel(r"strong aiming $\mu(t) = 2\,(t\varphi'(t) - \varphi(t) + \inf\varphi)\,/\,t^2$")
-        for ax in axes[:, col]:
-            ax.set_xlabel("t (step along the unit gradient)")
-        for ax in axes[:, col]:
+    columns = min(COLUMNS, len(groups))
+    block_rows = -(-len(groups) // columns)
+    fig, axes = plt.subplots(2 * block_rows, columns, figsize=(max(7.0, 4.5 * columns), 6.5 * block_rows),
+                             squeeze=False, layout="constrained")
+    seed_of = runs.set_index("run_id")["seed"] if "seed" in runs else pd.Series(dtype=object)
+    for i, group in enumerate(groups):
+        top, bottom = axes[2 * (i // columns), i % columns], axes[2 * (i // columns) + 1, i % columns]
+        ids = members[group]
+        colors = sns.color_palette("tab10" if len(ids) <= 10 else "viridis", n_colors=len(ids))
+        for ax, column in ((top, "phi_dd"), (bottom, "mu")):
+            # One LineCollection per panel: a sweep of hundreds of seeds draws in a second, not minutes.
+            segments = [sweep.landscapes[r][["t", column]].to_numpy() for r in ids]
+            ax.add_collection(LineCollection(segments, colors=colors, linewidths=1))
+            ax.autoscale()
             ax.axhline(0, color="black", linewidth=0.6)
-        axes[0, col].legend(fontsize="x-small")
+            ax.set_xlabel("t (step along the unit gradient)")
+        top.set_ylabel(r"curvature $\varphi''(t)$ (central differences)")
+        bottom.set_ylabel(r"strong aiming $\mu(t) = 2\,(t\varphi'(t) - \varphi(t) + \inf\varphi)\,/\,t^2$")
+        top.set_title(f"{group} ({len(ids)} seeds)", fontsize="small")
+        if len(ids) <= 10:
+            top.legend(handles=[Line2D([], [], color=c, label=f"seed {seed_of.get(r, '?')}") for c, r in zip(colors, ids)],
+                       fontsize="x-small")
+    for i in range(len(groups), block_rows * columns):
+        axes[2 * (i // columns), i % columns].set_visible(False)
+        axes[2 * (i // columns) + 1, i % columns].set_visible(False)
     fig.suptitle(r"Loss along the gradient at the trained weights: $\varphi(t) = L(w + t\,\nabla L/|\nabla L|)$")
     return save(fig, out, "landscape")
 

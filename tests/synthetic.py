@@ -31,7 +31,7 @@ def decaying_history(rate: float, epochs: int = 1000, every: int = 10, diverge_a
 
 def write_job(job_dir: Path, config: dict, overrides: list[str], summary: dict | None = None,
               history: list[tuple] | None = None, landscape_curvature: float | None = None,
-              final_loss_for_mu: float = 1e-10) -> Path:
+              final_loss_for_mu: float = 1e-10, landscape_points: int = 10) -> Path:
     (job_dir / ".hydra").mkdir(parents=True)
     (job_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
@@ -42,8 +42,8 @@ def write_job(job_dir: Path, config: dict, overrides: list[str], summary: dict |
             "epoch,loss,grad_norm\n" + "".join(f"{e},{loss!r},{g!r}\n" for e, loss, g in history))
     if landscape_curvature is not None:
         lines = ["t,phi,phi_d,phi_dd,mu"]
-        for k in range(-10, 11):
-            t = k / 10
+        for k in range(-landscape_points, landscape_points + 1):
+            t = k / landscape_points
             c = landscape_curvature
             mu = "" if k == 0 else repr(c - 2 * final_loss_for_mu / t**2)
             lines.append(f"{t!r},{final_loss_for_mu + c * t * t / 2!r},{c * t!r},{c!r},{mu}")
