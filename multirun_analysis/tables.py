@@ -25,14 +25,20 @@ def varying_keys(sweep: Sweep) -> list[str]:
 
 
 def group_keys(sweep: Sweep, by: list[str] | None = None) -> list[str]:
-    """--by if given, else every varying config key except the seeds."""
+    """--by if given, else the varying config keys except the seeds and except keys that the others
+    already determine (sweeping optimizer=nag,adam varies optimizer.lr too: the group is the name)."""
     if by:
         unknown = [k for k in by if k not in sweep.runs.columns]
         if unknown:
             raise ValueError(f"--by {', '.join(unknown)}: not a config key of these runs; "
                              f"varying keys: {', '.join(varying_keys(sweep)) or 'none'}")
         return by
-    return [k for k in varying_keys(sweep) if not is_seed(k)]
+    values = sweep.runs.map(str)
+    kept: list[str] = []
+    for key in sorted((k for k in varying_keys(sweep) if not is_seed(k)), key=lambda k: not k.endswith(".name")):
+        if not kept or values.groupby(kept)[key].nunique().max() > 1:
+            kept.append(key)
+    return kept
 
 
 def threshold_label(threshold: float) -> str:

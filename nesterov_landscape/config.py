@@ -6,6 +6,7 @@ ranges and choices, keys slipped in with `+key=value`, and facts about the machi
 Every failure is one line naming the key and the allowed values.
 """
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -17,7 +18,7 @@ from .data import INPUT_DISTS, LABELS
 from .mlp import ACTIVATIONS, INITS
 from .optimizers import OPTIMIZERS
 from .probes import INF_PHI
-from .training import LOSSES
+from .training import LOSSES, NOISE_KINDS
 
 PRECISIONS = ("float32", "float64")
 
@@ -47,29 +48,53 @@ class TeacherConfig:
     teacher_activation: str = one_of(*ACTIVATIONS)
     labels: str = one_of(*LABELS)
     label_noise: float = non_negative()
+    batch_size: Optional[int] = at_least(1)  # null: full batch
     seed: Optional[int] = field()  # null: derived from the top-level seed
 
 
 @dataclass
-class GradientLineConfig:
-    name: str = one_of("gradient_line")
+class LineGridConfig:
     t_min: float = field()
     t_max: float = field()
     t_step: float = positive()
     h: float = positive()
+    precision: Optional[str] = one_of(*PRECISIONS)  # null: the training precision
+
+    def config_error(self) -> str | None:
+        return None if self.t_min < self.t_max else f"t_min={self.t_min} must be < t_max={self.t_max}"
+
+
+@dataclass
+class GradientLineConfig(LineGridConfig):
     inf_phi: str = one_of(*INF_PHI)
     mu_cutoff: float = non_negative()
     radii: list[float] = constrained(lambda v: len(v) > 0 and all(r > 0 for r in v),
                                      "a non-empty list of numbers > 0")
-    precision: Optional[str] = one_of(*PRECISIONS)  # null: the training precision
+    every: int = constrained(lambda v: v >= 0, "an integer >= 0 (0: only after training)")
 
 
 @dataclass
-class NoProbeConfig:
-    name: str = one_of("none")
+class RandomLineConfig(LineGridConfig):
+    directions: int = at_least(1)
+    seed: Optional[int] = field()  # null: derived from the top-level seed
 
 
-PROBES = {"gradient_line": GradientLineConfig, "none": NoProbeConfig}
+@dataclass
+class HessianConfig:
+    top_k: int = at_least(1)
+    lanczos_steps: int = at_least(1)
+    trace_samples: int = at_least(1)
+    precision: Optional[str] = one_of(*PRECISIONS)
+    seed: Optional[int] = field()
+
+
+@dataclass
+class PLConfig:
+    inf_loss: float = constrained(lambda v: math.isfinite(v), "a finite number")
+
+
+PROBES = {"gradient_line": GradientLineConfig, "random_line": RandomLineConfig, "hessian": HessianConfig,
+          "pl": PLConfig}
 
 
 @dataclass
@@ -91,6 +116,8 @@ class TrainerConfig:
     device: str = one_of("cpu", "cuda", "auto")
     log_every: int = at_least(1)
     threads: int = at_least(1)  # torch intra-op threads per job
+    noise: str = one_of(*NOISE_KINDS)  # gradient noise added to the full-batch gradient
+    noise_sigma: float = non_negative()
 
 
 @dataclass
@@ -100,7 +127,7 @@ class Config:
     model: MLPConfig = field()
     data: TeacherConfig = field()
     optimizer: Any = field()
-    probe: Any = field()
+    probe: dict[str, Any] = field()  # probe name -> its config; several may run
     logger: WandbConfig = field()
     trainer: TrainerConfig = field()
 
@@ -124,7 +151,7 @@ def register_configs() -> None:
     cs.store(group="schema/logger", name="wandb", node=WandbConfig)
     cs.store(group="schema/trainer", name="default", node=TrainerConfig)
     for name, schema in PROBES.items():
-        cs.store(group="schema/probe", name=name, node=schema)
+        cs.store(group="schema/probe", name=name, node=schema, package=f"probe.{name}")
     for name, schema in OPTIMIZER_SCHEMAS.items():
         cs.store(group="schema/optimizer", name=name, node=schema)
 
@@ -150,7 +177,11 @@ def _build(schema: type, values: Any, key: str) -> Any:
         if allowed is not None:
             raise ConfigError(f"{path}={value!r} is not allowed; it must be {allowed}")
         kwargs[name] = value
-    return schema(**kwargs)
+    built = schema(**kwargs)
+    problem = built.config_error() if hasattr(built, "config_error") else None
+    if problem:
+        raise ConfigError(f"{key or 'config'}: {problem}")
+    return built
 
 
 def _build_choice(choices: dict[str, type], values: Any, key: str) -> Any:
@@ -165,10 +196,16 @@ def validate(cfg: DictConfig, cuda_available: bool) -> Config:
     values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     config = _build(Config, values, "")
     config.optimizer = _build_choice(OPTIMIZER_SCHEMAS, values["optimizer"], "optimizer")
-    config.probe = _build_choice(PROBES, values["probe"], "probe")
-    if isinstance(config.probe, GradientLineConfig) and not config.probe.t_min < config.probe.t_max:
-        raise ConfigError(f"probe.t_min={config.probe.t_min} and probe.t_max={config.probe.t_max} "
-                          "are not allowed; t_min must be < t_max")
+    unknown = sorted(set(values["probe"]) - set(PROBES))
+    if unknown:
+        raise ConfigError(f"unknown probe {unknown[0]}; allowed: {', '.join(PROBES)} (select with probe=[a,b])")
+    config.probe = {name: _build(PROBES[name], v, f"probe.{name}") for name, v in values["probe"].items()}
+    if config.data.batch_size is not None and config.data.batch_size > config.data.n_points:
+        raise ConfigError(f"data.batch_size={config.data.batch_size} is not allowed; it must be null or at most "
+                          f"data.n_points={config.data.n_points}")
+    if (config.trainer.noise == "none") != (config.trainer.noise_sigma == 0):
+        raise ConfigError(f"trainer.noise={config.trainer.noise} with trainer.noise_sigma={config.trainer.noise_sigma} "
+                          "is not allowed; use noise none with sigma 0, or additive/multiplicative with sigma > 0")
     if config.trainer.device == "cuda" and not cuda_available:
         raise ConfigError("trainer.device=cuda is not allowed: CUDA is not available on this machine; "
                           "use cpu or auto")

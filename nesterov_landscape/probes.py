@@ -1,4 +1,6 @@
-"""Landscape probes at trained weights.
+"""Landscape probes at given weights. All are plain torch on a loss function that maps weights
+(P,) to a scalar and a batch of weights (B, P) to B losses, so every set of perturbed weights is
+one batched call.
 
 `gradient_line` is the probe of Figure 3 in Gupta & Wojtowytsch (ICLR 2025): along the unit
 gradient g = grad L(w) / |grad L(w)|, phi(t) = L(w + t g), and
@@ -6,8 +8,10 @@ gradient g = grad L(w) / |grad L(w)|, phi(t) = L(w + t g), and
     phi''(t) ~ (phi(t+h) - 2 phi(t) + phi(t-h)) / h^2,     phi'(t) ~ (phi(t+h) - phi(t-h)) / (2h),
     mu(t)    = 2 (t phi'(t) - phi(t) + inf phi) / t^2       (strong-aiming estimate, |t| >= cutoff).
 
-Beside the finite differences it gives the exact phi'(t), phi''(t) by automatic differentiation
-in t and phi''(0) = g^T H g by a Hessian-vector product. All grid points are one batched call.
+Beside the finite differences every line probe gives the exact phi'(t), phi''(t) by automatic
+differentiation in t, and phi''(0) = g^T H g by a Hessian-vector product. `random_line` does the
+same along random unit directions; `hessian` finds the top Hessian eigenvalues (Lanczos) and the
+trace (Hutchinson) from Hessian-vector products.
 """
 import math
 from dataclasses import dataclass
@@ -18,41 +22,52 @@ INF_PHI = ("zero", "grid_min")
 
 
 @dataclass
-class GradientLine:
-    t: torch.Tensor
+class LineProfile:
+    """phi(t) = L(w + t d) on a grid, with finite-difference and exact derivatives."""
+
+    t: torch.Tensor  # the float64 grid
     phi: torch.Tensor
     phi_d: torch.Tensor  # central differences
     phi_dd: torch.Tensor  # central second differences
-    mu: torch.Tensor  # from phi_d; NaN where |t| < cutoff
     phi_d_exact: torch.Tensor
     phi_dd_exact: torch.Tensor
-    mu_exact: torch.Tensor  # from phi_d_exact
-    grad_norm: float
     phi_dd_at_0: float  # finite differences with step h
-    phi_dd_exact_at_0: float  # g^T H g
-    inf_phi: float
+    phi_dd_exact_at_0: float  # d^T H d
 
-    def columns(self) -> dict[str, torch.Tensor]:
-        return {name: getattr(self, name) for name in
-                ("t", "phi", "phi_d", "phi_dd", "mu", "phi_d_exact", "phi_dd_exact", "mu_exact")}
 
-    def scalars(self, radii: list[float]) -> dict[str, float]:
-        """phi_dd_at_0, phi_dd_exact_at_0 and, for each radius r, the minima of phi'' and mu
-        over |t| <= r (mu is NaN, so left out, below the cutoff), keyed e.g. phi_dd_min_0p1."""
-        out = {"probe_grad_norm": self.grad_norm, "phi_dd_at_0": self.phi_dd_at_0,
-               "phi_dd_exact_at_0": self.phi_dd_exact_at_0, "inf_phi": self.inf_phi}
-        for r in radii:
-            key = f"{r:g}".replace(".", "p")
-            inside = self.t.abs() <= r + 1e-12
-            out[f"phi_dd_min_{key}"] = _nanmin(self.phi_dd[inside])
-            out[f"mu_min_{key}"] = _nanmin(self.mu[inside])
-            out[f"mu_exact_min_{key}"] = _nanmin(self.mu_exact[inside])
-        return out
+def line_profile(loss_fn, w: torch.Tensor, direction: torch.Tensor, t: torch.Tensor, h: float) -> LineProfile:
+    """One batched evaluation for the grid with exact t-derivatives (autograd in t: each phi(t_i)
+    depends on t_i alone), one for the shifted points t +- h and 0, +-h."""
+    grid, t = t, t.to(device=w.device, dtype=w.dtype)
+
+    def phi_of(ts: torch.Tensor) -> torch.Tensor:
+        return loss_fn(w + ts.unsqueeze(-1) * direction)
+
+    t_var = t.clone().requires_grad_()
+    phi = phi_of(t_var)
+    (phi_d_exact,) = torch.autograd.grad(phi.sum(), t_var, create_graph=True)
+    (phi_dd_exact,) = torch.autograd.grad(phi_d_exact.sum(), t_var)
+    with torch.no_grad():
+        zero = torch.zeros(1, dtype=w.dtype, device=w.device)
+        shifted = phi_of(torch.cat([t + h, t - h, zero + h, zero, zero - h]))
+    n = len(t)
+    plus, minus, around_0 = shifted[:n], shifted[n : 2 * n], shifted[2 * n :]
+    phi = phi.detach()
+    return LineProfile(
+        t=grid, phi=phi, phi_d=(plus - minus) / (2 * h), phi_dd=(plus - 2 * phi + minus) / h**2,
+        phi_d_exact=phi_d_exact.detach(), phi_dd_exact=phi_dd_exact,
+        phi_dd_at_0=((around_0[0] - 2 * around_0[1] + around_0[2]) / h**2).item(),
+        phi_dd_exact_at_0=directional_curvature(loss_fn, w, direction))
 
 
 def _nanmin(values: torch.Tensor) -> float:
     values = values[~values.isnan()]
     return values.min().item() if values.numel() else math.nan
+
+
+def radius_key(r: float) -> str:
+    """0.1 -> "0p1": summary keys without dots."""
+    return f"{r:g}".replace(".", "p")
 
 
 def strong_aiming(t, phi, phi_d, inf_phi: float, keep: torch.Tensor) -> torch.Tensor:
@@ -65,51 +80,134 @@ def beyond_cutoff(t: torch.Tensor, cutoff: float) -> torch.Tensor:
     return t.abs() >= cutoff - 1e-12
 
 
+def gradient_at(loss_fn, w: torch.Tensor) -> torch.Tensor:
+    w_var = w.detach().clone().requires_grad_()
+    (grad,) = torch.autograd.grad(loss_fn(w_var), w_var)
+    return grad
+
+
 def directional_curvature(loss_fn, w: torch.Tensor, direction: torch.Tensor) -> float:
     """d^2/dt^2 L(w + t v) at t = 0, i.e. v^T H v, by a Hessian-vector product."""
-    w = w.detach().requires_grad_()
+    return (hessian_vector_product(loss_fn, w)(direction) @ direction).item()
+
+
+def hessian_vector_product(loss_fn, w: torch.Tensor):
+    """v -> H v at w, reusing one gradient graph for many products."""
+    w = w.detach().clone().requires_grad_()
     (grad,) = torch.autograd.grad(loss_fn(w), w, create_graph=True)
-    (hv,) = torch.autograd.grad(grad @ direction, w)
-    return (hv @ direction).item()
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        (hv,) = torch.autograd.grad(grad, w, grad_outputs=v, retain_graph=True)
+        return hv
+
+    return product
+
+
+@dataclass
+class GradientLine:
+    profile: LineProfile
+    mu: torch.Tensor  # from phi_d; NaN where |t| < cutoff
+    mu_exact: torch.Tensor  # from phi_d_exact
+    grad_norm: float
+    inf_phi: float
+
+    def columns(self) -> dict[str, torch.Tensor]:
+        p = self.profile
+        return {"t": p.t, "phi": p.phi, "phi_d": p.phi_d, "phi_dd": p.phi_dd, "mu": self.mu,
+                "phi_d_exact": p.phi_d_exact, "phi_dd_exact": p.phi_dd_exact, "mu_exact": self.mu_exact}
+
+    def scalars(self, radii: list[float]) -> dict[str, float]:
+        """phi_dd_at_0, phi_dd_exact_at_0 and, for each radius r, the minima of phi'' and mu
+        over |t| <= r (mu is NaN, so left out, below the cutoff), keyed e.g. phi_dd_min_0p1."""
+        p = self.profile
+        out = {"probe_grad_norm": self.grad_norm, "phi_dd_at_0": p.phi_dd_at_0,
+               "phi_dd_exact_at_0": p.phi_dd_exact_at_0, "inf_phi": self.inf_phi}
+        for r in radii:
+            inside = p.t.abs() <= r + 1e-12
+            out[f"phi_dd_min_{radius_key(r)}"] = _nanmin(p.phi_dd[inside])
+            out[f"mu_min_{radius_key(r)}"] = _nanmin(self.mu[inside])
+            out[f"mu_exact_min_{radius_key(r)}"] = _nanmin(self.mu_exact[inside])
+        return out
 
 
 def gradient_line(loss_fn, w: torch.Tensor, t: torch.Tensor, h: float, inf_phi: str,
                   mu_cutoff: float) -> GradientLine | None:
-    """Probe L along its normalized gradient at w. loss_fn maps weights (B, P) to losses (B,) and
-    (P,) to a scalar; everything is computed in w's dtype. None if the gradient is zero or not finite."""
+    """Probe L along its normalized gradient at w, in w's dtype. None if the gradient is zero or
+    not finite."""
     if inf_phi not in INF_PHI:
         raise ValueError(f"unknown inf_phi {inf_phi!r}; allowed: {', '.join(INF_PHI)}")
     w = w.detach()
-    w_var = w.clone().requires_grad_()
-    (grad,) = torch.autograd.grad(loss_fn(w_var), w_var)
+    grad = gradient_at(loss_fn, w)
     grad_norm = grad.norm().item()
     if not math.isfinite(grad_norm) or grad_norm == 0:
         return None
-    g = grad / grad_norm
-    grid, t = t, t.to(w.dtype)
+    line = line_profile(loss_fn, w, grad / grad_norm, t, h)
+    inf = 0.0 if inf_phi == "zero" else line.phi.min().item()
+    keep = beyond_cutoff(line.t, mu_cutoff).to(w.device)
+    t_w = line.t.to(device=w.device, dtype=w.dtype)
+    return GradientLine(profile=line, mu=strong_aiming(t_w, line.phi, line.phi_d, inf, keep),
+                        mu_exact=strong_aiming(t_w, line.phi, line.phi_d_exact, inf, keep),
+                        grad_norm=grad_norm, inf_phi=inf)
 
-    def phi_of(ts: torch.Tensor) -> torch.Tensor:
-        return loss_fn(w + ts.unsqueeze(-1) * g)
 
-    t_var = t.clone().requires_grad_()
-    phi = phi_of(t_var)
-    (phi_d_exact,) = torch.autograd.grad(phi.sum(), t_var, create_graph=True)
-    (phi_dd_exact,) = torch.autograd.grad(phi_d_exact.sum(), t_var)
-    with torch.no_grad():
-        phi = phi.detach()
-        phi_d_exact = phi_d_exact.detach()
-        zero = torch.zeros(1, dtype=w.dtype)
-        shifted = phi_of(torch.cat([t + h, t - h, zero + h, zero, zero - h]))
-        plus, minus, around_0 = shifted[: len(t)], shifted[len(t) : 2 * len(t)], shifted[2 * len(t) :]
-        phi_d = (plus - minus) / (2 * h)
-        phi_dd = (plus - 2 * phi + minus) / h**2
-        phi_dd_at_0 = ((around_0[0] - 2 * around_0[1] + around_0[2]) / h**2).item()
-    inf = 0.0 if inf_phi == "zero" else phi.min().item()
-    keep = beyond_cutoff(grid, mu_cutoff).to(t.device)
-    return GradientLine(
-        t=grid, phi=phi, phi_d=phi_d, phi_dd=phi_dd, mu=strong_aiming(t, phi, phi_d, inf, keep),
-        phi_d_exact=phi_d_exact, phi_dd_exact=phi_dd_exact,
-        mu_exact=strong_aiming(t, phi, phi_d_exact, inf, keep),
-        grad_norm=grad_norm, phi_dd_at_0=phi_dd_at_0,
-        phi_dd_exact_at_0=directional_curvature(loss_fn, w, g), inf_phi=inf,
-    )
+def random_directions(n_params: int, k: int, generator: torch.Generator, dtype, device) -> torch.Tensor:
+    """k independent uniformly random unit vectors (normalized Gaussians), shape (k, P)."""
+    d = torch.randn(k, n_params, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
+    return d / d.norm(dim=1, keepdim=True)
+
+
+def random_lines(loss_fn, w: torch.Tensor, directions: torch.Tensor, t: torch.Tensor, h: float) -> list[LineProfile]:
+    return [line_profile(loss_fn, w.detach(), d, t, h) for d in directions]
+
+
+@dataclass
+class HessianSpectrum:
+    top_eigenvalues: list[float]  # largest first
+    trace: float  # Hutchinson estimate
+    trace_std_error: float
+    lanczos_steps: int
+
+
+def lanczos_top_eigenvalues(hvp, n_params: int, k: int, steps: int, generator: torch.Generator,
+                            dtype, device) -> tuple[list[float], int]:
+    """The k largest eigenvalues of the symmetric operator hvp by Lanczos with full
+    reorthogonalization; exact once steps reaches the operator's rank."""
+    steps = min(steps, n_params)
+    q = torch.randn(n_params, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
+    basis = [q / q.norm()]
+    alphas, betas = [], []
+    for j in range(steps):
+        v = hvp(basis[j])
+        alpha = v @ basis[j]
+        alphas.append(alpha)
+        Q = torch.stack(basis)
+        v = v - Q.T @ (Q @ v)
+        v = v - Q.T @ (Q @ v)  # twice is enough (Kahan): keeps the basis orthogonal to round-off
+        beta = v.norm()
+        if j == steps - 1 or beta <= 1e-10 * abs(alpha).clamp(min=1e-30):
+            break
+        betas.append(beta)
+        basis.append(v / beta)
+    m = len(alphas)
+    tridiagonal = torch.diag(torch.stack(alphas))
+    if m > 1:
+        off = torch.stack(betas[: m - 1])
+        tridiagonal = tridiagonal + torch.diag(off, 1) + torch.diag(off, -1)
+    ritz = torch.linalg.eigvalsh(tridiagonal.to(torch.float64))
+    return ritz.flip(0)[:k].tolist(), m
+
+
+def hutchinson_trace(hvp, n_params: int, samples: int, generator: torch.Generator, dtype, device) -> tuple[float, float]:
+    """tr H ~ mean of z^T H z over Rademacher z; returns (estimate, its standard error)."""
+    z = (torch.randint(0, 2, (samples, n_params), generator=generator) * 2 - 1).to(device=device, dtype=dtype)
+    quadratic_forms = torch.stack([zi @ hvp(zi) for zi in z]).to(torch.float64)
+    error = quadratic_forms.std().item() / math.sqrt(samples) if samples > 1 else math.nan
+    return quadratic_forms.mean().item(), error
+
+
+def hessian_spectrum(loss_fn, w: torch.Tensor, k: int, lanczos_steps: int, trace_samples: int,
+                     generator: torch.Generator) -> HessianSpectrum:
+    hvp = hessian_vector_product(loss_fn, w)
+    top, steps = lanczos_top_eigenvalues(hvp, w.numel(), k, lanczos_steps, generator, w.dtype, w.device)
+    trace, error = hutchinson_trace(hvp, w.numel(), trace_samples, generator, w.dtype, w.device)
+    return HessianSpectrum(top_eigenvalues=top, trace=trace, trace_std_error=error, lanczos_steps=steps)

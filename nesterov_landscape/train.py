@@ -20,12 +20,13 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import probes
-from .config import Config, ConfigError, GradientLineConfig, validate
+from .config import Config, ConfigError, GradientLineConfig, HessianConfig, RandomLineConfig, validate
 from .data import make_teacher_data
 from .job_files import write_csv, write_json
 from .mlp import MLPShape, forward, init_params
 from .optimizers import OPTIMIZERS
-from .training import mean_squared_error, train_full_batch
+from . import training
+from .training import mean_squared_error, minibatch_gradients, value_and_grad, with_gradient_noise
 from .wandb_run import log_landscape, start_run
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def run_experiment(config: Config, output_dir: Path, run: Any) -> dict[str, Any]:
-    """Everything after set-up: data, training, probe, files. Returns the summary's results."""
+    """Everything after set-up: data, training, probes, files. Returns the summary's results."""
     device = resolve_device(config.trainer.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -137,26 +138,36 @@ def run_experiment(config: Config, output_dir: Path, run: Any) -> dict[str, Any]
 
     optimizer = OPTIMIZERS[config.optimizer.name]
     hyperparams = optimizer.hyperparams(**{k: v for k, v in vars(config.optimizer).items() if k != "name"})
+    full = value_and_grad(loss_in(dtype))
+    estimate, steps_per_epoch = gradient_estimates(config, data, shape, dtype, device)
+    probes = config.probe
     epochs = config.trainer.epochs
     log_stride = max(config.trainer.log_every, epochs // 10)
     bar = tqdm(total=epochs, unit="epoch", disable=not sys.stderr.isatty(), dynamic_ncols=True)
+    landscape_rows: list[list[float]] = []
 
     def on_record(row: dict[str, float]) -> None:
-        run.log({"epoch": row["epoch"], "train/loss": row["loss"], "train/grad_norm": row["grad_norm"]},
+        if "pl" in probes:
+            row["pl_ratio"] = pl_ratio(row["loss"], row["grad_norm"], probes["pl"].inf_loss)
+        run.log({"epoch": row["epoch"], **{f"train/{k}": v for k, v in row.items() if k != "epoch"}},
                 step=row["epoch"])
         bar.update(row["epoch"] - bar.n)
         bar.set_postfix(loss=f"{row['loss']:.3e}", refresh=False)
         if row["epoch"] % log_stride == 0 or row["epoch"] == epochs or not math.isfinite(row["loss"]):
             log.info("epoch %d: loss %.3e, grad norm %.3e", row["epoch"], row["loss"], row["grad_norm"])
 
+    def on_checkpoint(epoch: int, weights: torch.Tensor) -> None:
+        probe_gradient_line(probes["gradient_line"], loss_in, weights, dtype, run, epoch, landscape_rows)
+
     log.info("training %s (%d weights, %s, %s) with %s for %d epochs", m.name, shape.n_params,
              config.trainer.precision, device, config.optimizer.name, epochs)
+    line_config = probes.get("gradient_line")
     with logging_redirect_tqdm():  # log lines print above the bar, not through it
-        result = train_full_batch(loss_in(dtype), params.to(device, dtype), optimizer, hyperparams,
-                                  epochs, config.trainer.log_every, on_record)
+        result = training.train(full, params.to(device, dtype), optimizer, hyperparams, epochs, config.trainer.log_every,
+                       on_record, estimate, steps_per_epoch, line_config.every if line_config else 0, on_checkpoint)
     bar.close()
-    write_csv(output_dir / "history.csv", ["epoch", "loss", "grad_norm"],
-              ([r["epoch"], r["loss"], r["grad_norm"]] for r in result.history))
+    columns = list(result.history[0])
+    write_csv(output_dir / "history.csv", columns, ([r.get(c) for c in columns] for r in result.history))
     out: dict[str, Any] = {
         "status": result.status, "final_loss": result.history[-1]["loss"],
         "final_grad_norm": result.history[-1]["grad_norm"], "epochs_run": result.epochs_run,
@@ -164,27 +175,115 @@ def run_experiment(config: Config, output_dir: Path, run: Any) -> dict[str, Any]
         "data_seed": data_seed, "model_seed": model_seed, "n_params": shape.n_params,
         "raw_label_std": data.raw_label_std, "precision": config.trainer.precision,
         "device": str(device), "threads": torch.get_num_threads(), "train_seconds": result.seconds,
+        "optimizer_hyperparams": vars(hyperparams), "steps_per_epoch": steps_per_epoch,
     }
-    if isinstance(config.probe, GradientLineConfig) and result.status == "completed":
-        out.update(probe_gradient_line(config.probe, loss_in, result.params, dtype, output_dir, run,
-                                       result.epochs_run))
+    if "pl" in probes:
+        out["final_pl_ratio"] = result.history[-1]["pl_ratio"]
+    if result.status != "completed":
+        return out
+    start = time.perf_counter()
+    if line_config:
+        out |= probe_gradient_line(line_config, loss_in, result.params, dtype, run, result.epochs_run, landscape_rows)
+        if landscape_rows:
+            write_csv(output_dir / "landscape.csv", ["epoch", *GRADIENT_LINE_COLUMNS], landscape_rows)
+    if "random_line" in probes:
+        out |= probe_random_lines(probes["random_line"], loss_in, result.params, dtype, config.seed, output_dir,
+                                  out.get("phi_dd_exact_at_0"))
+    if "hessian" in probes:
+        out |= probe_hessian(probes["hessian"], loss_in, result.params, dtype, config.seed, output_dir)
+    out["probe_seconds"] = time.perf_counter() - start
     return out
 
 
+def gradient_estimates(config: Config, data, shape: MLPShape, dtype: torch.dtype, device: torch.device):
+    """The stochastic gradient (mini-batches and/or noise) the updates use, or None for the exact
+    full-batch gradient; and the updates per epoch."""
+    d, trainer = config.data, config.trainer
+    estimate, steps_per_epoch = None, 1
+    if d.batch_size is not None and d.batch_size < d.n_points:
+        x, y = data.x.to(device, dtype), data.y.to(device, dtype)
+
+        def batch_loss(w, indices):
+            return mean_squared_error(config.loss, forward(shape, config.model.activation, w, x[indices]), y[indices])
+
+        estimate = minibatch_gradients(batch_loss, d.n_points, d.batch_size,
+                                       torch.Generator().manual_seed(derive_seed(config.seed, "batches")))
+        steps_per_epoch = math.ceil(d.n_points / d.batch_size)
+    if trainer.noise != "none":
+        base = estimate or value_and_grad(
+            lambda w: mean_squared_error(config.loss, forward(shape, config.model.activation, w,
+                                                              data.x.to(device, dtype)), data.y.to(device, dtype)))
+        generator = torch.Generator(device=device).manual_seed(derive_seed(config.seed, "noise"))
+        estimate = with_gradient_noise(base, trainer.noise, trainer.noise_sigma, generator)
+    return estimate, steps_per_epoch
+
+
+def pl_ratio(loss: float, grad_norm: float, inf_loss: float) -> float:
+    """|grad L|^2 / (2 (L - inf L)): bounded below by mu wherever L satisfies a mu-PL inequality."""
+    gap = loss - inf_loss
+    return grad_norm**2 / (2 * gap) if gap > 0 else math.nan
+
+
+GRADIENT_LINE_COLUMNS = ["t", "phi", "phi_d", "phi_dd", "mu", "phi_d_exact", "phi_dd_exact", "mu_exact"]
+
+
+def probe_precision(precision: str | None, train_dtype: torch.dtype) -> torch.dtype:
+    return getattr(torch, precision) if precision else train_dtype
+
+
 def probe_gradient_line(probe: GradientLineConfig, loss_in, params: torch.Tensor, train_dtype: torch.dtype,
-                        output_dir: Path, run: Any, step: int) -> dict[str, Any]:
-    start = time.perf_counter()
-    dtype = getattr(torch, probe.precision) if probe.precision else train_dtype
-    line = probes.gradient_line(loss_in(dtype), params.to(dtype),
-                                t_grid(probe.t_min, probe.t_max, probe.t_step).to(params.device),
+                        run: Any, epoch: int, landscape_rows: list[list[float]]) -> dict[str, Any]:
+    """The gradient-line probe at `params` (after `epoch` epochs): appends its grid to
+    landscape_rows, logs a W&B table, returns the summary scalars."""
+    dtype = probe_precision(probe.precision, train_dtype)
+    line = probes.gradient_line(loss_in(dtype), params.to(dtype), t_grid(probe.t_min, probe.t_max, probe.t_step),
                                 probe.h, probe.inf_phi, probe.mu_cutoff)
-    seconds = time.perf_counter() - start
-    out: dict[str, Any] = {"probe": "gradient_line", "probe_precision": str(dtype).removeprefix("torch."),
-                           "probe_seconds": seconds}
+    out: dict[str, Any] = {"probe_precision": str(dtype).removeprefix("torch.")}
     if line is None:
-        log.warning("gradient_line probe skipped: the gradient at the final weights is zero or not finite")
+        log.warning("gradient_line probe at epoch %d skipped: the gradient is zero or not finite", epoch)
         return out | {"probe_status": "skipped: zero or non-finite gradient"}
     columns = {name: values.cpu().tolist() for name, values in line.columns().items()}
-    write_csv(output_dir / "landscape.csv", list(columns), zip(*columns.values()))
-    log_landscape(run, {k: columns[k] for k in ("t", "phi", "phi_dd", "mu")}, step)
+    landscape_rows.extend([epoch, *row] for row in zip(*columns.values()))
+    log_landscape(run, {k: columns[k] for k in ("t", "phi", "phi_dd", "mu")}, epoch)
     return out | {"probe_status": "completed"} | line.scalars(probe.radii)
+
+
+def probe_random_lines(probe: RandomLineConfig, loss_in, params: torch.Tensor, train_dtype: torch.dtype,
+                       seed: int, output_dir: Path, gradient_curvature: float | None) -> dict[str, Any]:
+    """phi'' along random unit directions, for contrast with the gradient direction."""
+    dtype = probe_precision(probe.precision, train_dtype)
+    generator = torch.Generator().manual_seed(probe.seed if probe.seed is not None else derive_seed(seed, "random_line"))
+    directions = probes.random_directions(params.numel(), probe.directions, generator, dtype, params.device)
+    lines = probes.random_lines(loss_in(dtype), params.to(dtype), directions,
+                                t_grid(probe.t_min, probe.t_max, probe.t_step), probe.h)
+    rows = [[k, *row] for k, line in enumerate(lines) for row in zip(
+        *(v.cpu().tolist() for v in (line.t, line.phi, line.phi_d, line.phi_dd, line.phi_d_exact, line.phi_dd_exact)))]
+    write_csv(output_dir / "landscape_random.csv",
+              ["direction", "t", "phi", "phi_d", "phi_dd", "phi_d_exact", "phi_dd_exact"], rows)
+    curvatures = torch.tensor([line.phi_dd_exact_at_0 for line in lines], dtype=torch.float64)
+    out = {"random_line_precision": str(dtype).removeprefix("torch."),
+           "random_phi_dd_exact_at_0_median": curvatures.median().item(),
+           "random_phi_dd_exact_at_0_min": curvatures.min().item(),
+           "random_phi_dd_exact_at_0_max": curvatures.max().item()}
+    if gradient_curvature is not None:
+        out["gradient_over_random_curvature"] = gradient_curvature / out["random_phi_dd_exact_at_0_median"]
+    return out
+
+
+def probe_hessian(probe: HessianConfig, loss_in, params: torch.Tensor, train_dtype: torch.dtype, seed: int,
+                  output_dir: Path) -> dict[str, Any]:
+    dtype = probe_precision(probe.precision, train_dtype)
+    loss = loss_in(dtype)
+    weights = params.to(dtype)
+    generator = torch.Generator().manual_seed(probe.seed if probe.seed is not None else derive_seed(seed, "hessian"))
+    spectrum = probes.hessian_spectrum(loss, weights, probe.top_k, probe.lanczos_steps, probe.trace_samples,
+                                       generator)
+    write_csv(output_dir / "hessian.csv", ["rank", "eigenvalue"], enumerate(spectrum.top_eigenvalues, start=1))
+    grad = probes.gradient_at(loss, weights)
+    gradient_curvature = probes.directional_curvature(loss, weights, grad / grad.norm())
+    out = {"hessian_precision": str(dtype).removeprefix("torch."), "hessian_lanczos_steps": spectrum.lanczos_steps,
+           "hessian_trace": spectrum.trace, "hessian_trace_std_error": spectrum.trace_std_error,
+           "hessian_lambda_max": spectrum.top_eigenvalues[0],
+           "phi_dd_over_lambda_max": gradient_curvature / spectrum.top_eigenvalues[0]}
+    out |= {f"hessian_eig_{i}": value for i, value in enumerate(spectrum.top_eigenvalues, start=1)}
+    return out

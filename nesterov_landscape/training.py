@@ -1,4 +1,5 @@
-"""Full-batch training of a flat weight vector with a pure optimizer update rule."""
+"""Training of a flat weight vector with a pure optimizer update rule: full-batch gradients, or
+mini-batch and/or noisy gradient estimates."""
 import math
 import time
 from dataclasses import dataclass, field
@@ -9,6 +10,9 @@ import torch
 from .optimizers import Optimizer
 
 LOSSES = ("half_mse", "mse")
+NOISE_KINDS = ("none", "additive", "multiplicative")
+
+LossAndGrad = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def mean_squared_error(kind: str, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -21,56 +25,106 @@ def mean_squared_error(kind: str, prediction: torch.Tensor, target: torch.Tensor
     raise ValueError(f"unknown loss {kind!r}; allowed: {', '.join(LOSSES)}")
 
 
-def value_and_grad(loss_fn: Callable[[torch.Tensor], torch.Tensor], params: torch.Tensor):
-    params = params.detach().requires_grad_()
-    loss = loss_fn(params)
-    (grad,) = torch.autograd.grad(loss, params)
-    return loss.detach(), grad
+def value_and_grad(loss_fn: Callable[[torch.Tensor], torch.Tensor]) -> LossAndGrad:
+    def evaluate(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        params = params.detach().requires_grad_()
+        loss = loss_fn(params)
+        (grad,) = torch.autograd.grad(loss, params)
+        return loss.detach(), grad
+    return evaluate
+
+
+def with_gradient_noise(loss_and_grad: LossAndGrad, kind: str, sigma: float, generator: torch.Generator) -> LossAndGrad:
+    """Gradient estimates g = grad f + sigma xi |grad f|^m / sqrt(P), xi ~ N(0, I): additive (m = 0,
+    E|g - grad f|^2 = sigma^2) or multiplicative (m = 1, E|g - grad f|^2 = sigma^2 |grad f|^2)."""
+    if kind not in NOISE_KINDS[1:]:
+        raise ValueError(f"unknown noise {kind!r}; allowed: {', '.join(NOISE_KINDS)}")
+
+    def evaluate(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, grad = loss_and_grad(params)
+        xi = torch.randn(grad.shape, generator=generator, dtype=grad.dtype, device=grad.device)
+        scale = sigma if kind == "additive" else sigma * grad.norm()
+        return loss, grad + scale * xi / math.sqrt(grad.numel())
+    return evaluate
 
 
 @dataclass
 class TrainResult:
     params: torch.Tensor
     status: str  # "completed" or "diverged"
-    epochs_run: int  # optimizer updates applied
+    epochs_run: int  # epochs completed
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
 
 
-def train_full_batch(
-    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+def train(
+    loss_and_grad: LossAndGrad,
     params: torch.Tensor,
     optimizer: Optimizer,
     hyperparams: Any,
     epochs: int,
     log_every: int,
     on_record: Callable[[dict[str, float]], None] | None = None,
+    gradient_estimate: LossAndGrad | None = None,
+    steps_per_epoch: int = 1,
+    checkpoint_every: int = 0,
+    on_checkpoint: Callable[[int, torch.Tensor], None] | None = None,
 ) -> TrainResult:
-    """Run `epochs` optimizer updates from `params`.
+    """Run `epochs` epochs from `params`.
 
-    History row `epoch = k` holds the loss and gradient norm at the weights after k updates, for
-    k = 0, log_every, 2 log_every, ... and k = epochs. A non-finite loss stops training at once
-    with status "diverged"; that row is recorded too.
+    Without `gradient_estimate` an epoch is one update with the full gradient from loss_and_grad.
+    With it (mini-batches, gradient noise) an epoch is `steps_per_epoch` updates with its
+    estimates, and the full loss is evaluated only where recorded.
+
+    History row `epoch = k` holds the full loss and gradient norm after k epochs, for k = 0,
+    log_every, 2 log_every, ... and k = epochs. A non-finite loss stops training at once with
+    status "diverged"; that row is recorded too. on_checkpoint(k, params) runs at every
+    k = 0, checkpoint_every, ... below `epochs`.
     """
     start = time.perf_counter()
     state = optimizer.init(params)
     history: list[dict[str, float]] = []
-    status = "completed"
+
+    def record(epoch: int, loss: torch.Tensor, grad: torch.Tensor) -> bool:
+        row = {"epoch": epoch, "loss": loss.item(), "grad_norm": grad.norm().item()}
+        history.append(row)
+        if on_record is not None:
+            on_record(row)
+        return math.isfinite(row["loss"])
+
     epoch = 0
     while True:
-        loss, grad = value_and_grad(loss_fn, params)
-        loss_value = loss.item()
-        finite = math.isfinite(loss_value)
-        if not finite or epoch % log_every == 0 or epoch == epochs:
-            row = {"epoch": epoch, "loss": loss_value, "grad_norm": grad.norm().item()}
-            history.append(row)
-            if on_record is not None:
-                on_record(row)
-        if not finite:
-            status = "diverged"
-            break
+        recorded = epoch % log_every == 0 or epoch == epochs
+        if gradient_estimate is None or recorded:
+            loss, grad = loss_and_grad(params)
+            finite = math.isfinite(loss.item())
+            if (recorded or not finite) and not record(epoch, loss, grad):
+                return TrainResult(params.detach(), "diverged", epoch, history, time.perf_counter() - start)
+        if checkpoint_every and on_checkpoint is not None and epoch % checkpoint_every == 0 and epoch < epochs:
+            on_checkpoint(epoch, params)
         if epoch == epochs:
-            break
-        params, state = optimizer.step(hyperparams, params, grad, state)
+            return TrainResult(params.detach(), "completed", epoch, history, time.perf_counter() - start)
+        for _ in range(steps_per_epoch):
+            if gradient_estimate is not None:
+                estimate_loss, grad = gradient_estimate(params)
+                if not math.isfinite(estimate_loss.item()):
+                    record(epoch, *loss_and_grad(params))
+                    return TrainResult(params.detach(), "diverged", epoch, history, time.perf_counter() - start)
+            params, state = optimizer.step(hyperparams, params, grad, state)
         epoch += 1
-    return TrainResult(params.detach(), status, epoch, history, time.perf_counter() - start)
+
+
+def minibatch_gradients(batch_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n_points: int,
+                        batch_size: int, generator: torch.Generator) -> LossAndGrad:
+    """Gradients of batch_loss(params, indices) over successive mini-batches of a fresh random
+    permutation per pass; ceil(n_points / batch_size) calls make one pass (one epoch)."""
+    order, position = torch.empty(0, dtype=torch.long), n_points
+
+    def evaluate(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        nonlocal order, position
+        if position >= n_points:
+            order, position = torch.randperm(n_points, generator=generator), 0
+        indices = order[position : position + batch_size]
+        position += batch_size
+        return value_and_grad(lambda w: batch_loss(w, indices))(params)
+    return evaluate

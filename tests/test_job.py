@@ -37,7 +37,7 @@ def test_tiny_version_of_every_option_runs(option, tmp_path):
 
 
 def test_job_files(tmp_path):
-    summary, out = run_job(tmp_path, "seed=3", "probe.t_step=0.1")
+    summary, out = run_job(tmp_path, "seed=3", "probe.gradient_line.t_step=0.1")
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk["final_loss"] == summary["final_loss"]
     assert on_disk["seed"] == 3 and on_disk["config"]["seed"] == 3
@@ -51,7 +51,7 @@ def test_job_files(tmp_path):
     assert history[-1]["loss"] == pytest.approx(summary["final_loss"], rel=1e-12)
     landscape = read_csv(out / "landscape.csv")
     assert [r["t"] for r in landscape][:2] == [-1.0, -0.9] and len(landscape) == 21
-    assert set(landscape[0]) == {"t", "phi", "phi_d", "phi_dd", "mu", "phi_d_exact", "phi_dd_exact", "mu_exact"}
+    assert set(landscape[0]) == {"epoch", "t", "phi", "phi_d", "phi_dd", "mu", "phi_d_exact", "phi_dd_exact", "mu_exact"}
     at_0 = next(r for r in landscape if r["t"] == 0)
     assert at_0["phi"] == pytest.approx(summary["final_loss"], rel=1e-6)
     assert math.isnan(at_0["mu"])  # below the cutoff
@@ -79,7 +79,7 @@ def test_fixed_data_seed_keeps_the_data_across_seeds(tmp_path):
 def test_float64_training_and_probe_precision_are_recorded(tmp_path):
     summary, _ = run_job(tmp_path / "a", "trainer.precision=float64")
     assert (summary["precision"], summary["probe_precision"]) == ("float64", "float64")
-    summary, _ = run_job(tmp_path / "b", "probe.precision=float64")
+    summary, _ = run_job(tmp_path / "b", "probe.gradient_line.precision=float64")
     assert (summary["precision"], summary["probe_precision"]) == ("float32", "float64")
 
 
@@ -110,3 +110,43 @@ def test_a_failing_job_records_failure_and_closes_its_wandb_run(tmp_path):
     assert wandb.run is None  # finished, so the next job cannot append to it
     next_summary, next_out = run_job(tmp_path / "next")
     assert next_summary["wandb"]["id"] != summary["wandb"]["id"]
+
+
+def test_probes_during_training_and_every_probe_in_one_job(tmp_path):
+    summary, out = run_job(tmp_path, "probe=[gradient_line,random_line,hessian,pl]", "probe.gradient_line.every=5",
+                           "probe.gradient_line.t_step=0.5", "probe.random_line.t_step=0.5",
+                           "probe.random_line.directions=2", "probe.hessian.top_k=3", "probe.hessian.trace_samples=10")
+    landscape = read_csv(out / "landscape.csv")
+    assert sorted({r["epoch"] for r in landscape}) == [0, 5, 10, 15, 20] and len(landscape) == 5 * 5
+    history = read_csv(out / "history.csv")
+    for row in history:  # pl_ratio = |grad L|^2 / (2 (L - 0))
+        assert row["pl_ratio"] == pytest.approx(row["grad_norm"] ** 2 / (2 * row["loss"]), rel=1e-12)
+    random = read_csv(out / "landscape_random.csv")
+    assert sorted({r["direction"] for r in random}) == [0, 1]
+    eigenvalues = [r["eigenvalue"] for r in read_csv(out / "hessian.csv")]
+    assert len(eigenvalues) == 3 and eigenvalues == sorted(eigenvalues, reverse=True)
+    assert summary["hessian_lambda_max"] == eigenvalues[0]
+    # the curvature along the unit gradient cannot exceed the top eigenvalue
+    assert summary["phi_dd_over_lambda_max"] <= 1 + 1e-4
+    assert summary["final_pl_ratio"] == pytest.approx(history[-1]["pl_ratio"])
+
+
+@pytest.mark.parametrize("override,steps", [("data.batch_size=5", 4), ("data.batch_size=16", 1)])
+def test_minibatch_epochs(override, steps, tmp_path):
+    summary, out = run_job(tmp_path, override, "probe=none")
+    assert summary["steps_per_epoch"] == steps and summary["status"] == "completed"
+    assert [r["epoch"] for r in read_csv(out / "history.csv")] == [0, 5, 10, 15, 20]
+
+
+def test_minibatches_and_gradient_noise_are_seeded(tmp_path):
+    overrides = ["data.batch_size=5", "trainer.noise=multiplicative", "trainer.noise_sigma=0.5", "probe=none"]
+    a, _ = run_job(tmp_path / "a", *overrides)
+    b, _ = run_job(tmp_path / "b", *overrides)
+    full, _ = run_job(tmp_path / "c", "probe=none")
+    assert a["final_loss"] == b["final_loss"] != full["final_loss"]
+
+
+def test_effective_agnes_parameters_are_recorded(tmp_path):
+    summary, _ = run_job(tmp_path, "optimizer=agnes", "optimizer.L=4", "optimizer.mu=1", "optimizer.sigma=1")
+    assert summary["optimizer_hyperparams"]["correction"] == pytest.approx(1 / 8)
+    assert summary["optimizer_hyperparams"]["lr"] == pytest.approx(1 / 24)

@@ -8,6 +8,7 @@ from nesterov_landscape.optimizers import OPTIMIZERS
 A = torch.tensor([1.0, 4.0], dtype=torch.float64)  # f(x) = 1/2 x^T diag(A) x, grad f = A x
 X0 = torch.tensor([1.0, 1.0], dtype=torch.float64)
 
+ADAM_P1 = (1 - 0.1 * 1 / (1 + 1e-8), 1 - 0.1 * 4 / (4 + 1e-8))
 # Two iterations by hand with lr 0.1, momentum 0.5, from x0 = (1, 1), g0 = (1, 4):
 HAND = {
     # b1 = g0; p1 = x0 - lr (g0 + rho b1) = (0.85, 0.4); g1 = (0.85, 1.6); b2 = rho b1 + g1 = (1.35, 3.6)
@@ -17,13 +18,31 @@ HAND = {
     "heavy_ball": [(0.9, 0.6), (0.76, 0.16)],
     # p1 = (0.9, 0.6); p2 = p1 - lr (0.9, 2.4)
     "gd": [(0.9, 0.6), (0.81, 0.36)],
+    # scheme (5), eta 0.1, rho 0.5: x1 = x'0 - eta g0 = (0.9, 0.6), v1 = rho (0 - sqrt(eta) g0),
+    # x'1 = x1 + sqrt(eta) v1 = (0.9, 0.6) - 0.05 (1, 4): NAG's iterates
+    "nag_scheme": [(0.85, 0.4), (0.6975, 0.06)],
+    # alpha 0.05, eta 0.1, rho 0.5: v1 = rho (0 - g0) = (-0.5, -2); p1 = p0 - eta g0 + alpha v1 = (0.875, 0.5);
+    # g1 = (0.875, 2); v2 = rho (v1 - g1) = (-0.6875, -2); p2 = p1 - eta g1 + alpha v2
+    "agnes": [(0.875, 0.5), (0.875 - 0.0875 - 0.034375, 0.5 - 0.2 - 0.1)],
+    # lr 0.1, betas (0.9, 0.999), eps 1e-8: step 1 moves each coordinate by lr g0 / (|g0| + eps); g1 = A p1;
+    # m2 = 0.9 * 0.1 g0 + 0.1 g1, s2 = 0.999 * 0.001 g0^2 + 0.001 g1^2, bias corrections 0.19 and 0.001999
+    "adam": [ADAM_P1, tuple(p - 0.1 * ((0.09 * g0 + 0.1 * a * p) / 0.19)
+                            / (math.sqrt((0.000999 * g0**2 + 0.001 * (a * p) ** 2) / 0.001999) + 1e-8)
+                            for p, g0, a in zip(ADAM_P1, (1.0, 4.0), (1.0, 4.0)))],
 }
 
 
 def hyperparams(name: str, lr: float, momentum: float):
+    """The optimizer's hyperparameters with step lr and momentum (AGNES: alpha = eta / 2)."""
     cls = OPTIMIZERS[name].hyperparams
-    fields = cls.__dataclass_fields__
-    return cls(**{k: v for k, v in {"lr": lr, "momentum": momentum}.items() if k in fields})
+    return {
+        "nag": lambda: cls(lr=lr, momentum=momentum),
+        "heavy_ball": lambda: cls(lr=lr, momentum=momentum),
+        "gd": lambda: cls(lr=lr),
+        "nag_scheme": lambda: cls(eta=lr, rho=momentum, mu=None),
+        "agnes": lambda: cls(lr=lr / 2, correction=lr, momentum=momentum, weight_decay=0.0, L=None, mu=None, sigma=0.0),
+        "adam": lambda: cls(lr=lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0),
+    }[name]()
 
 
 def iterate(name: str, lr: float, momentum: float, steps: int, x0=X0):
@@ -40,23 +59,47 @@ def iterate(name: str, lr: float, momentum: float, steps: int, x0=X0):
 def test_first_two_iterations_by_hand(name):
     got = iterate(name, lr=0.1, momentum=0.5, steps=2)
     for step, expected in zip(got, HAND[name]):
-        torch.testing.assert_close(step, torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-15)
+        torch.testing.assert_close(step, torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-14)
 
 
-@pytest.mark.parametrize("name,torch_kwargs", [
-    ("nag", {"momentum": 0.9, "nesterov": True}),
-    ("heavy_ball", {"momentum": 0.9}),
-    ("gd", {}),
+@pytest.mark.parametrize("name,torch_optimizer", [
+    ("nag", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True)),
+    ("heavy_ball", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
+    ("gd", lambda p: torch.optim.SGD(p, lr=0.05)),
+    ("nag_scheme", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True)),
+    ("adam", lambda p: torch.optim.Adam(p, lr=0.05)),
 ])
-def test_matches_torch_sgd_for_many_steps(name, torch_kwargs):
+def test_matches_torch_optim_for_many_steps(name, torch_optimizer):
     ours = iterate(name, lr=0.05, momentum=0.9, steps=60)
     p = torch.nn.Parameter(X0.clone())
-    sgd = torch.optim.SGD([p], lr=0.05, **torch_kwargs)
+    reference = torch_optimizer([p])
     for step in ours:
-        sgd.zero_grad()
+        reference.zero_grad()
         (0.5 * (A * p * p).sum()).backward()
-        sgd.step()
-        torch.testing.assert_close(step, p.detach(), rtol=1e-13, atol=1e-15)
+        reference.step()
+        torch.testing.assert_close(step, p.detach(), rtol=1e-12, atol=1e-14)
+
+
+def test_nag_scheme_with_mu_uses_the_theory_momentum():
+    hp = OPTIMIZERS["nag_scheme"].hyperparams(eta=0.01, rho=None, mu=4.0)  # sqrt(mu eta) = 0.2
+    assert hp.momentum == pytest.approx(0.8 / 1.2, rel=1e-15)
+
+
+def test_agnes_with_alpha_equal_eta_is_nag():
+    agnes = OPTIMIZERS["agnes"]
+    hp = agnes.hyperparams(lr=0.05, correction=0.05, momentum=0.9, weight_decay=0.0, L=None, mu=None, sigma=0.0)
+    params, state = X0.clone(), agnes.init(X0)
+    for expected in iterate("nag", lr=0.05, momentum=0.9, steps=100):
+        params, state = agnes.step(hp, params, A * params, state)
+        torch.testing.assert_close(params, expected, rtol=1e-11, atol=1e-14)
+
+
+def test_agnes_parameters_from_constants():
+    # L = 4, mu = 1, sigma = 1: eta = 1/8; sqrt(mu/L) = 1/2: alpha = eta (1/2) / (3/2) = 1/24;
+    # rho = (2 * 2 - 1) / (2 * 2 + 1) = 3/5
+    hp = OPTIMIZERS["agnes"].hyperparams(lr=1.0, correction=1.0, momentum=0.0, weight_decay=0.0, L=4.0, mu=1.0,
+                                         sigma=1.0)
+    assert (hp.lr, hp.correction, hp.momentum) == pytest.approx((1 / 24, 1 / 8, 3 / 5), rel=1e-15)
 
 
 def test_nag_is_the_papers_scheme_5():

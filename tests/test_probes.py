@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from nesterov_landscape.mlp import MLPShape, forward, init_params
-from nesterov_landscape.probes import directional_curvature, gradient_line
+from nesterov_landscape.probes import (directional_curvature, gradient_line, hessian_spectrum, random_directions,
+                                     random_lines)
 from nesterov_landscape.train import t_grid
 
 GRID = t_grid(-1.0, 1.0, 0.01)
@@ -43,13 +44,13 @@ def test_quadratic_curvature_and_strong_aiming(problem):
     loss, slope, curvature = closed_form(hessian, minimizer, w)
     line = gradient_line(quadratic(hessian, minimizer), w, GRID, h=0.01, inf_phi="zero", mu_cutoff=0.05)
     t = GRID
-    torch.testing.assert_close(line.phi, loss + slope * t + curvature * t**2 / 2, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(line.profile.phi, loss + slope * t + curvature * t**2 / 2, rtol=1e-12, atol=1e-12)
     # Central differences are exact on quadratics up to rounding.
-    torch.testing.assert_close(line.phi_dd, torch.full_like(t, curvature), rtol=1e-9, atol=0)
-    torch.testing.assert_close(line.phi_dd_exact, torch.full_like(t, curvature), rtol=1e-12, atol=0)
-    torch.testing.assert_close(line.phi_d, slope + curvature * t, rtol=1e-10, atol=1e-10)
-    assert line.phi_dd_at_0 == pytest.approx(curvature, rel=1e-9)
-    assert line.phi_dd_exact_at_0 == pytest.approx(curvature, rel=1e-12)
+    torch.testing.assert_close(line.profile.phi_dd, torch.full_like(t, curvature), rtol=1e-9, atol=0)
+    torch.testing.assert_close(line.profile.phi_dd_exact, torch.full_like(t, curvature), rtol=1e-12, atol=0)
+    torch.testing.assert_close(line.profile.phi_d, slope + curvature * t, rtol=1e-10, atol=1e-10)
+    assert line.profile.phi_dd_at_0 == pytest.approx(curvature, rel=1e-9)
+    assert line.profile.phi_dd_exact_at_0 == pytest.approx(curvature, rel=1e-12)
     # mu(t) = 2 (t phi' - phi) / t^2 = c - 2 L / t^2 with inf phi = 0, NaN inside the cutoff.
     keep = t.abs() >= 0.05 - 1e-12
     assert line.mu[~keep].isnan().all() and line.mu_exact[~keep].isnan().all()
@@ -70,7 +71,7 @@ def test_strong_aiming_constant_at_the_minimizer_line(problem):
     t = GRID[GRID.abs() >= 0.01]
     torch.testing.assert_close(line.mu_exact[GRID.abs() >= 0.01], lam * (1 - 0.25 / t**2), rtol=1e-10, atol=1e-10)
     assert line.inf_phi == pytest.approx(0.0, abs=1e-14)
-    assert line.phi_dd_exact_at_0 == pytest.approx(lam, rel=1e-12)
+    assert line.profile.phi_dd_exact_at_0 == pytest.approx(lam, rel=1e-12)
 
 
 def test_grid_min_shifts_mu(problem):
@@ -98,9 +99,9 @@ def test_finite_difference_curvature_agrees_with_hessian_vector_product():
     loss, w = mlp_loss()
     line = gradient_line(loss, w, GRID, h=0.01, inf_phi="zero", mu_cutoff=0.01)
     # Central second differences with h = 0.01 carry an O(h^2) error: 1e-4 relative, as science.md measured.
-    assert line.phi_dd_at_0 == pytest.approx(line.phi_dd_exact_at_0, rel=1e-4)
-    torch.testing.assert_close(line.phi_dd, line.phi_dd_exact, rtol=1e-3, atol=1e-5)
-    torch.testing.assert_close(line.phi_d, line.phi_d_exact, rtol=1e-3, atol=1e-6)
+    assert line.profile.phi_dd_at_0 == pytest.approx(line.profile.phi_dd_exact_at_0, rel=1e-4)
+    torch.testing.assert_close(line.profile.phi_dd, line.profile.phi_dd_exact, rtol=1e-3, atol=1e-5)
+    torch.testing.assert_close(line.profile.phi_d, line.profile.phi_d_exact, rtol=1e-3, atol=1e-6)
 
 
 def test_hessian_vector_product_against_gradient_differences():
@@ -120,7 +121,7 @@ def test_hessian_vector_product_against_gradient_differences():
 def test_probe_precision_follows_the_weights():
     loss32, w32 = mlp_loss(torch.float32)
     line = gradient_line(loss32, w32, GRID, h=0.01, inf_phi="zero", mu_cutoff=0.01)
-    assert line.phi.dtype == torch.float32 and line.t.dtype == torch.float64
+    assert line.profile.phi.dtype == torch.float32 and line.profile.t.dtype == torch.float64
 
 
 def test_zero_gradient_skips_the_probe():
@@ -133,3 +134,28 @@ def test_t_grid_holds_zero_and_the_endpoints():
     assert len(GRID) == 201
     assert GRID[0].item() == -1.0 and GRID[-1].item() == 1.0 and GRID[100].item() == 0.0
     assert math.isclose(t_grid(-0.25, 0.5, 0.1)[0].item(), -0.2)
+
+
+def test_lanczos_recovers_a_known_spectrum():
+    gen = torch.Generator().manual_seed(1)
+    q, _ = torch.linalg.qr(torch.randn(20, 20, generator=gen, dtype=torch.float64))
+    eigenvalues = torch.linspace(0.1, 10.0, 20, dtype=torch.float64) ** 2
+    hessian = q @ torch.diag(eigenvalues) @ q.T
+    w = torch.randn(20, generator=gen, dtype=torch.float64)
+    spectrum = hessian_spectrum(quadratic(hessian, torch.zeros(20, dtype=torch.float64)), w, k=5,
+                                lanczos_steps=30, trace_samples=2000, generator=torch.Generator().manual_seed(2))
+    expected = eigenvalues.flip(0)[:5]
+    torch.testing.assert_close(torch.tensor(spectrum.top_eigenvalues, dtype=torch.float64), expected, rtol=1e-6, atol=0)
+    # Hutchinson: unbiased, checked within 4 standard errors of the exact trace
+    assert abs(spectrum.trace - eigenvalues.sum().item()) < 4 * spectrum.trace_std_error
+    assert spectrum.trace_std_error < 0.05 * eigenvalues.sum().item()
+
+
+def test_random_lines_have_the_quadratic_form_as_curvature(problem):
+    hessian, minimizer, w = problem
+    directions = random_directions(6, 3, torch.Generator().manual_seed(0), torch.float64, "cpu")
+    assert torch.allclose(directions.norm(dim=1), torch.ones(3, dtype=torch.float64))
+    for d, line in zip(directions, random_lines(quadratic(hessian, minimizer), w, directions, GRID, h=0.01)):
+        curvature = (d @ hessian @ d).item()
+        torch.testing.assert_close(line.phi_dd_exact, torch.full_like(GRID, curvature), rtol=1e-12, atol=0)
+        assert line.phi_dd_at_0 == pytest.approx(curvature, rel=1e-8)
