@@ -1,4 +1,5 @@
 """The job: `train(cfg)` wires a validated config to the numerics, the job's files and W&B."""
+import json
 import logging
 import math
 import platform
@@ -22,7 +23,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from . import probes
 from .config import Config, ConfigError, GradientLineConfig, HessianConfig, RandomLineConfig, validate
 from .data import make_teacher_data
-from .job_files import write_csv, write_json
+from .job_files import json_safe, write_csv, write_json
 from .mlp import MLPShape, forward, init_params
 from .optimizers import OPTIMIZERS
 from . import training
@@ -65,6 +66,17 @@ def remove_unstarted_job_dir(output_dir: Path) -> None:
             parent.rmdir()
 
 
+def finished_summary(output_dir: Path, resolved: dict[str, Any]) -> dict[str, Any] | None:
+    """The job folder's summary if it records a finished run (completed or diverged) of the same
+    config: re-running a sweep into its folder then redoes only what did not finish."""
+    try:
+        summary = json.loads((output_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    finished = summary.get("status") in ("completed", "diverged")
+    return summary if finished and summary.get("config") == json_safe(resolved) else None
+
+
 def job_identity() -> dict[str, Any]:
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
@@ -92,6 +104,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     torch.set_num_threads(config.trainer.threads)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)
+    if config.trainer.resume and (done := finished_summary(output_dir, resolved)) is not None:
+        log.info("%s already holds a %s run of this config; skipping it (trainer.resume=false reruns)",
+                 output_dir, done["status"])
+        return done
     group = config.logger.group or (Path(job["sweep_dir"]).as_posix().replace("/", "_") if job["multirun"] else None)
     run, wandb_mode = start_run(
         config.logger.mode, config.logger.init_timeout, dir=str(output_dir), project=config.logger.project,

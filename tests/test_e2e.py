@@ -1,6 +1,7 @@
 """Real sweeps through `python -m nesterov_landscape --multirun`, as a user runs them."""
 import csv
 import json
+import os
 import math
 import shutil
 import subprocess
@@ -104,3 +105,28 @@ def test_paper_preset_reproduces_the_published_final_losses(tmp_path):
     losses = [json.loads((sweep / str(n) / "summary.json").read_text())["final_loss"] for n in range(5)]
     assert sum(1e-12 <= loss <= 1e-9 for loss in losses) >= 4, losses
     assert all(math.isfinite(loss) for loss in losses)
+
+
+def test_a_killed_sweep_resumes_without_redoing_finished_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [sys.executable, "-m", "nesterov_landscape", *TINY, "trainer.epochs=30000", "trainer.log_every=1000",
+            "probe=none", "seed=0,1,2", f"hydra.sweep.dir={sweep}", "--multirun"]
+    env = {**os.environ, "WANDB_SILENT": "true"}
+    first = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (sweep / "0" / "summary.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    while not (sweep / "1").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # job 1 is training now
+    first.kill()
+    first.wait()
+    assert (sweep / "0" / "summary.json").exists()
+    assert not (sweep / "1" / "summary.json").exists()  # a killed job leaves no summary
+    finished_before = (sweep / "0" / "summary.json").read_text()
+    second = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert "skipping it" in (sweep / "0" / "nesterov_landscape.log").read_text()
+    assert (sweep / "0" / "summary.json").read_text() == finished_before
+    for n in (1, 2):
+        assert json.loads((sweep / str(n) / "summary.json").read_text())["status"] == "completed"
