@@ -118,6 +118,7 @@ class TrainerConfig:
     threads: int = at_least(1)  # torch intra-op threads per job
     noise: str = one_of(*NOISE_KINDS)  # gradient noise added to the full-batch gradient
     noise_sigma: float = non_negative()
+    compile: bool = field()  # torch.compile the loss (forward and backward); pays off for long runs
     resume: bool = field()  # skip a job whose folder already holds a finished run of the same config
 
 

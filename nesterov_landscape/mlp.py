@@ -62,18 +62,23 @@ def init_params(shape: MLPShape, init: str, generator: torch.Generator) -> torch
 
 
 def forward(shape: MLPShape, activation: str, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Network outputs for inputs x (n, input_dim): shape (n,) for params (P,), (B, n) for params (B, P)."""
+    """Network outputs for inputs x (n, input_dim) or (B, n, input_dim): shape (n,) for params (P,),
+    (B, n) for params (B, P)."""
     act = ACTIVATIONS[activation]
-    h = x
-    offset = 0
+    sizes = [n for fan_in, fan_out in shape.layers for n in ((fan_in * fan_out, fan_out) if shape.bias else (fan_in * fan_out,))]
+    # One split, not a slice per layer: its backward is one concatenation instead of a zero-filled
+    # full-size gradient per slice.
+    pieces = iter(params.split(sizes, dim=-1))
+    batched = params.dim() == 2
+    h = x.expand(params.shape[0], *x.shape[-2:]) if batched else x
     last = len(shape.layers) - 1
     for i, (fan_in, fan_out) in enumerate(shape.layers):
-        weight = params[..., offset : offset + fan_in * fan_out].unflatten(-1, (fan_out, fan_in))
-        offset += fan_in * fan_out
-        h = h @ weight.transpose(-1, -2)
+        weight_t = next(pieces).unflatten(-1, (fan_out, fan_in)).transpose(-1, -2)
         if shape.bias:
-            h = h + params[..., offset : offset + fan_out].unsqueeze(-2)
-            offset += fan_out
+            bias = next(pieces).unsqueeze(-2)
+            h = torch.baddbmm(bias, h, weight_t) if batched else torch.addmm(bias, h, weight_t)
+        else:
+            h = h @ weight_t
         if i < last:
             h = act(h)
     return h.squeeze(-1)

@@ -6,7 +6,6 @@ import platform
 import shutil
 import sys
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +21,14 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import probes
 from .config import Config, ConfigError, GradientLineConfig, HessianConfig, RandomLineConfig, validate
-from .data import make_teacher_data
 from .job_files import json_safe, write_csv, write_json
-from .mlp import MLPShape, forward, init_params
-from .optimizers import OPTIMIZERS
+from .mlp import forward
+from .problem import Problem, compiled, derive_seed, setup_problem
 from . import training
-from .training import mean_squared_error, minibatch_gradients, value_and_grad, with_gradient_noise
+from .training import TrainResult, mean_squared_error, minibatch_gradients, value_and_grad, with_gradient_noise
 from .wandb_run import log_landscape, start_run
 
 log = logging.getLogger(__name__)
-
-
-def derive_seed(seed: int, stream: str) -> int:
-    """Independent seeds for the data and the student from one top-level seed."""
-    return int(np.random.SeedSequence([seed, zlib.crc32(stream.encode())]).generate_state(1)[0])
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
 
 
 def versions() -> dict[str, str]:
@@ -89,11 +76,12 @@ def job_identity() -> dict[str, Any]:
     }
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig, trained: TrainResult | None = None) -> dict[str, Any]:
     """Train the student on teacher data, probe the landscape, write summary.json, history.csv,
     landscape.csv and one W&B run into the job's Hydra output directory; return the summary.
 
-    A diverging run is a result (status "diverged"), not an error."""
+    A diverging run is a result (status "diverged"), not an error. `trained` is this job's result
+    when the batched launcher trained it stacked with others."""
     job = job_identity()
     output_dir = Path(job["output_dir"])
     try:
@@ -117,7 +105,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                "versions": versions(), "job": job,
                                "wandb": {"mode": wandb_mode, "id": run.id, "group": group}}
     try:
-        summary.update(run_experiment(config, output_dir, run))
+        summary.update(run_experiment(config, output_dir, run, trained))
         write_json(output_dir / "summary.json", summary)
         run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
     except BaseException as error:
@@ -131,35 +119,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-def run_experiment(config: Config, output_dir: Path, run: Any) -> dict[str, Any]:
-    """Everything after set-up: data, training, probes, files. Returns the summary's results."""
-    device = resolve_device(config.trainer.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    dtype = getattr(torch, config.trainer.precision)
-    data_seed = config.data.seed if config.data.seed is not None else derive_seed(config.seed, "data")
-    model_seed = derive_seed(config.seed, "model")
-    d = config.data
-    data = make_teacher_data(
-        d.n_points, d.input_dim, d.input_dist, MLPShape(d.input_dim, d.teacher_width, d.teacher_depth),
-        d.teacher_activation, d.labels, d.label_noise, torch.Generator().manual_seed(data_seed))
-    m = config.model
-    shape = MLPShape(d.input_dim, m.width, m.depth, m.bias)
-    params = init_params(shape, m.init, torch.Generator().manual_seed(model_seed))
-
-    def loss_in(precision: torch.dtype):
-        x, y = data.x.to(device, precision), data.y.to(device, precision)
-        return lambda w: mean_squared_error(config.loss, forward(shape, m.activation, w, x), y)
-
-    optimizer = OPTIMIZERS[config.optimizer.name]
-    hyperparams = optimizer.hyperparams(**{k: v for k, v in vars(config.optimizer).items() if k != "name"})
-    full = value_and_grad(loss_in(dtype))
-    estimate, steps_per_epoch = gradient_estimates(config, data, shape, dtype, device)
+def run_experiment(config: Config, output_dir: Path, run: Any, trained: TrainResult | None = None) -> dict[str, Any]:
+    """Everything after set-up: training (or the result of training this job stacked with others,
+    `trained`), probes, files. Returns the summary's results."""
+    problem = setup_problem(config)
+    device, dtype, shape = problem.device, problem.dtype, problem.shape
+    hyperparams = problem.hyperparams()
+    estimate, steps_per_epoch = gradient_estimates(problem)
     probes = config.probe
     epochs = config.trainer.epochs
     log_stride = max(config.trainer.log_every, epochs // 10)
-    bar = tqdm(total=epochs, unit="epoch", disable=not sys.stderr.isatty(), dynamic_ncols=True)
+    bar = tqdm(total=epochs, unit="epoch", disable=not sys.stderr.isatty() or trained is not None, dynamic_ncols=True)
     landscape_rows: list[list[float]] = []
 
     def on_record(row: dict[str, float]) -> None:
@@ -173,14 +143,26 @@ def run_experiment(config: Config, output_dir: Path, run: Any) -> dict[str, Any]
             log.info("epoch %d: loss %.3e, grad norm %.3e", row["epoch"], row["loss"], row["grad_norm"])
 
     def on_checkpoint(epoch: int, weights: torch.Tensor) -> None:
-        probe_gradient_line(probes["gradient_line"], loss_in, weights, dtype, run, epoch, landscape_rows)
+        probe_gradient_line(probes["gradient_line"], problem.loss_in, weights, dtype, run, epoch, landscape_rows)
 
-    log.info("training %s (%d weights, %s, %s) with %s for %d epochs", m.name, shape.n_params,
-             config.trainer.precision, device, config.optimizer.name, epochs)
     line_config = probes.get("gradient_line")
-    with logging_redirect_tqdm():  # log lines print above the bar, not through it
-        result = training.train(full, params.to(device, dtype), optimizer, hyperparams, epochs, config.trainer.log_every,
-                       on_record, estimate, steps_per_epoch, line_config.every if line_config else 0, on_checkpoint)
+    compile_seconds = 0.0
+    if trained is None:
+        log.info("training %s (%d weights, %s, %s) with %s for %d epochs", config.model.name, shape.n_params,
+                 config.trainer.precision, device, config.optimizer.name, epochs)
+        loss_fn = problem.loss_in(dtype)
+        if config.trainer.compile:
+            loss_fn, compile_seconds = compiled(loss_fn, problem.init.to(device, dtype))
+            log.info("compiled the loss in %.1f s", compile_seconds)
+        with logging_redirect_tqdm():  # log lines print above the bar, not through it
+            result = training.train(value_and_grad(loss_fn), problem.init.to(device, dtype),
+                                    problem.optimizer, hyperparams, epochs, config.trainer.log_every, on_record,
+                                    estimate, steps_per_epoch, line_config.every if line_config else 0, on_checkpoint)
+    else:
+        log.info("trained stacked with %d other jobs of the same shape", trained.stacked_with)
+        result, compile_seconds = trained, trained.compile_seconds
+        for row in result.history:
+            on_record(row)
     bar.close()
     columns = list(result.history[0])
     write_csv(output_dir / "history.csv", columns, ([r.get(c) for c in columns] for r in result.history))
@@ -188,49 +170,52 @@ def run_experiment(config: Config, output_dir: Path, run: Any) -> dict[str, Any]
         "status": result.status, "final_loss": result.history[-1]["loss"],
         "final_grad_norm": result.history[-1]["grad_norm"], "epochs_run": result.epochs_run,
         "diverged_at_epoch": result.epochs_run if result.status == "diverged" else None,
-        "data_seed": data_seed, "model_seed": model_seed, "n_params": shape.n_params,
-        "raw_label_std": data.raw_label_std, "precision": config.trainer.precision,
+        "data_seed": problem.data_seed, "model_seed": problem.model_seed, "n_params": shape.n_params,
+        "raw_label_std": problem.data.raw_label_std, "precision": config.trainer.precision,
         "device": str(device), "threads": torch.get_num_threads(), "train_seconds": result.seconds,
-        "optimizer_hyperparams": vars(hyperparams), "steps_per_epoch": steps_per_epoch,
+        "compile_seconds": compile_seconds,
+        "stacked_with": result.stacked_with, "optimizer_hyperparams": vars(hyperparams),
+        "steps_per_epoch": steps_per_epoch,
     }
     if "pl" in probes:
         out["final_pl_ratio"] = result.history[-1]["pl_ratio"]
     if result.status != "completed":
         return out
     start = time.perf_counter()
+    loss_in, params = problem.loss_in, result.params
     if line_config:
-        out |= probe_gradient_line(line_config, loss_in, result.params, dtype, run, result.epochs_run, landscape_rows)
+        out |= probe_gradient_line(line_config, loss_in, params, dtype, run, result.epochs_run, landscape_rows)
         if landscape_rows:
             write_csv(output_dir / "landscape.csv", ["epoch", *GRADIENT_LINE_COLUMNS], landscape_rows)
     if "random_line" in probes:
-        out |= probe_random_lines(probes["random_line"], loss_in, result.params, dtype, config.seed, output_dir,
+        out |= probe_random_lines(probes["random_line"], loss_in, params, dtype, config.seed, output_dir,
                                   out.get("phi_dd_exact_at_0"))
     if "hessian" in probes:
-        out |= probe_hessian(probes["hessian"], loss_in, result.params, dtype, config.seed, output_dir)
+        out |= probe_hessian(probes["hessian"], loss_in, params, dtype, config.seed, output_dir)
     out["probe_seconds"] = time.perf_counter() - start
     return out
 
 
-def gradient_estimates(config: Config, data, shape: MLPShape, dtype: torch.dtype, device: torch.device):
+def gradient_estimates(problem: Problem):
     """The stochastic gradient (mini-batches and/or noise) the updates use, or None for the exact
     full-batch gradient; and the updates per epoch."""
+    config, dtype, device = problem.config, problem.dtype, problem.device
     d, trainer = config.data, config.trainer
     estimate, steps_per_epoch = None, 1
     if d.batch_size is not None and d.batch_size < d.n_points:
-        x, y = data.x.to(device, dtype), data.y.to(device, dtype)
+        x, y = problem.data.x.to(device, dtype), problem.data.y.to(device, dtype)
 
         def batch_loss(w, indices):
-            return mean_squared_error(config.loss, forward(shape, config.model.activation, w, x[indices]), y[indices])
+            prediction = forward(problem.shape, config.model.activation, w, x[indices])
+            return mean_squared_error(config.loss, prediction, y[indices])
 
         estimate = minibatch_gradients(batch_loss, d.n_points, d.batch_size,
                                        torch.Generator().manual_seed(derive_seed(config.seed, "batches")))
         steps_per_epoch = math.ceil(d.n_points / d.batch_size)
     if trainer.noise != "none":
-        base = estimate or value_and_grad(
-            lambda w: mean_squared_error(config.loss, forward(shape, config.model.activation, w,
-                                                              data.x.to(device, dtype)), data.y.to(device, dtype)))
         generator = torch.Generator(device=device).manual_seed(derive_seed(config.seed, "noise"))
-        estimate = with_gradient_noise(base, trainer.noise, trainer.noise_sigma, generator)
+        estimate = with_gradient_noise(estimate or value_and_grad(problem.loss_in(dtype)), trainer.noise,
+                                       trainer.noise_sigma, generator)
     return estimate, steps_per_epoch
 
 

@@ -54,7 +54,9 @@ class TrainResult:
     status: str  # "completed" or "diverged"
     epochs_run: int  # epochs completed
     history: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of training; a stacked run's share of its batch's time
+    stacked_with: int = 0  # other runs trained in the same stacked computation
+    compile_seconds: float = 0.0  # torch.compile time, outside `seconds`
 
 
 def train(
@@ -128,3 +130,50 @@ def minibatch_gradients(batch_loss: Callable[[torch.Tensor, torch.Tensor], torch
         position += batch_size
         return value_and_grad(lambda w: batch_loss(w, indices))(params)
     return evaluate
+
+
+def train_stacked(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    params: torch.Tensor,
+    optimizer: Optimizer,
+    hyperparams: Any,
+    epochs: int,
+    log_every: int,
+) -> list[TrainResult]:
+    """Full-batch training of B independent runs stacked in params (B, P); loss_fn maps them to B
+    losses, and hyperparams may hold (B, 1) tensors, one value per run.
+
+    Each run's history and status are what `train` gives it alone: a run whose loss turns
+    non-finite is recorded as diverged at that epoch and frozen; the others go on unaffected (the
+    gradient of the summed loss is per run)."""
+    start = time.perf_counter()
+    runs = params.shape[0]
+    state = optimizer.init(params)
+    active = torch.ones(runs, dtype=torch.bool, device=params.device)
+    histories: list[list[dict[str, float]]] = [[] for _ in range(runs)]
+    epochs_run = [epochs] * runs
+    statuses = ["completed"] * runs
+    epoch = 0
+    while True:
+        w = params.detach().requires_grad_()
+        losses = loss_fn(w)
+        (grads,) = torch.autograd.grad(losses.sum(), w)
+        newly_diverged = active & ~torch.isfinite(losses)
+        any_diverged = bool(newly_diverged.any())
+        if epoch % log_every == 0 or epoch == epochs or any_diverged:
+            recorded = active.tolist() if epoch % log_every == 0 or epoch == epochs else newly_diverged.tolist()
+            for run, loss, grad_norm, keep in zip(range(runs), losses.tolist(), grads.norm(dim=1).tolist(), recorded):
+                if keep:
+                    histories[run].append({"epoch": epoch, "loss": loss, "grad_norm": grad_norm})
+        if any_diverged:
+            for run in newly_diverged.nonzero().flatten().tolist():
+                statuses[run], epochs_run[run] = "diverged", epoch
+            active &= ~newly_diverged
+        if epoch == epochs or not bool(active.any()):
+            break
+        stepped, state = optimizer.step(hyperparams, params, grads, state)
+        params = stepped if statuses.count("completed") == runs else torch.where(active.unsqueeze(1), stepped, params)
+        epoch += 1
+    share = (time.perf_counter() - start) / runs
+    return [TrainResult(params[run].detach(), statuses[run], epochs_run[run], histories[run], share, runs - 1)
+            for run in range(runs)]

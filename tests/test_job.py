@@ -150,3 +150,11 @@ def test_effective_agnes_parameters_are_recorded(tmp_path):
     summary, _ = run_job(tmp_path, "optimizer=agnes", "optimizer.L=4", "optimizer.mu=1", "optimizer.sigma=1")
     assert summary["optimizer_hyperparams"]["correction"] == pytest.approx(1 / 8)
     assert summary["optimizer_hyperparams"]["lr"] == pytest.approx(1 / 24)
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager(tmp_path):
+    eager, _ = run_job(tmp_path / "eager", "trainer.precision=float64", "probe=none")
+    fast, _ = run_job(tmp_path / "compiled", "trainer.precision=float64", "probe=none", "trainer.compile=true")
+    assert fast["compile_seconds"] > 0 and eager["compile_seconds"] == 0
+    assert fast["final_loss"] == pytest.approx(eager["final_loss"], rel=1e-10)

@@ -4,7 +4,6 @@
     m <- b1 m + (1 - b1) g,   s <- b2 s + (1 - b2) g^2
     p <- p - lr (m / (1 - b1^k)) / (sqrt(s / (1 - b2^k)) + eps)
 """
-import math
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +33,7 @@ def step(hp: Adam, params, grad, state):
     m = hp.beta1 * m + (1 - hp.beta1) * grad
     s = hp.beta2 * s + (1 - hp.beta2) * grad.square()
     bias1 = 1 - hp.beta1 ** k.item()
-    root_bias2 = math.sqrt(1 - hp.beta2 ** k.item())
+    root_bias2 = (1 - hp.beta2 ** k.item()) ** 0.5  # hyperparameters may be tensors, one per stacked run
     return params - hp.lr * (m / bias1) / (s.sqrt() / root_bias2 + hp.eps), (m, s, k)
 
 

@@ -34,13 +34,13 @@ class NAGScheme:
     def momentum(self) -> float:
         if self.rho is not None:
             return self.rho
-        root = math.sqrt(self.mu * self.eta)
+        root = (self.mu * self.eta) ** 0.5
         return (1 - root) / (1 + root)
 
 
 def step(hp: NAGScheme, params, grad, state):
     (v,) = state
-    root_eta = math.sqrt(hp.eta)
+    root_eta = hp.eta**0.5  # hyperparameters may be tensors, one value per stacked run
     x_next = params - hp.eta * grad
     v = hp.momentum * (v - root_eta * grad)
     return x_next + root_eta * v, (v,)

@@ -1,0 +1,80 @@
+"""Several jobs trained as one stacked computation: runs that differ only in values that keep
+tensor shapes (seeds, data seed, label noise, optimizer scalars) share every matmul (bmm)."""
+import copy
+import dataclasses
+import json
+from typing import Any
+
+import torch
+
+from . import training
+from .config import Config
+from .mlp import forward
+from .problem import compiled, setup_problem
+from .training import TrainResult, mean_squared_error
+
+# Keys whose values may differ inside one stack; optimizer scalars are added per optimizer.
+STACKABLE_KEYS = {"seed", "data.seed", "data.label_noise"}
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out |= _flatten(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def stack_signature(config: Config) -> str | None:
+    """Jobs with equal signatures can train stacked; None for a job that must train alone
+    (mini-batches, gradient noise or probes during training draw per-run randomness each step)."""
+    line = config.probe.get("gradient_line")
+    if config.data.batch_size not in (None, config.data.n_points) or config.trainer.noise != "none" or (
+            line is not None and line.every):
+        return None
+    values = _flatten(dataclasses.asdict(config))
+    fixed = {}
+    for key, value in values.items():
+        if key.startswith(("logger.", "probe.")) or key == "trainer.resume" or key in STACKABLE_KEYS:
+            continue
+        if key.startswith("optimizer.") and key != "optimizer.name":
+            value = "null" if value is None else type(value).__name__  # which are set, not their values
+        fixed[key] = value
+    return json.dumps(fixed, sort_keys=True, default=str)
+
+
+def stacked_hyperparams(hyperparams: list[Any], device: torch.device, dtype: torch.dtype) -> Any:
+    """One hyperparameter object for the stack: a field that differs across runs becomes a (B, 1)
+    tensor, one that agrees stays a plain number (the arithmetic of a single job)."""
+    stacked = copy.copy(hyperparams[0])
+    for field in dataclasses.fields(stacked):
+        values = [getattr(h, field.name) for h in hyperparams]
+        if isinstance(values[0], float) and len(set(values)) > 1:
+            setattr(stacked, field.name, torch.tensor(values, dtype=dtype, device=device).unsqueeze(1))
+    return stacked
+
+
+def train_together(configs: list[Config]) -> list[TrainResult]:
+    """Train jobs with equal stack signatures as one computation; each gets the TrainResult its
+    own job would compute (up to floating-point reassociation in the batched matmuls)."""
+    problems = [setup_problem(c) for c in configs]
+    first = problems[0]
+    device, dtype, shape, config = first.device, first.dtype, first.shape, first.config
+    x = torch.stack([p.data.x for p in problems]).to(device, dtype)
+    y = torch.stack([p.data.y for p in problems]).to(device, dtype)
+    params = torch.stack([p.init for p in problems]).to(device, dtype)
+    hyperparams = stacked_hyperparams([p.hyperparams() for p in problems], device, dtype)
+
+    def loss_fn(w: torch.Tensor) -> torch.Tensor:
+        return mean_squared_error(config.loss, forward(shape, config.model.activation, w, x), y)
+
+    compile_seconds = 0.0
+    if config.trainer.compile:
+        loss_fn, compile_seconds = compiled(loss_fn, params)
+    results = training.train_stacked(loss_fn, params, first.optimizer, hyperparams, config.trainer.epochs,
+                                     config.trainer.log_every)
+    for result in results:
+        result.compile_seconds = compile_seconds / len(results)
+    return results

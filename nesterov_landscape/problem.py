@@ -1,0 +1,78 @@
+"""One job's training problem from its validated config: data, network, initial weights, loss,
+optimizer hyperparameters. Shared by single jobs and stacked (batched) jobs, so both train on
+exactly the same numbers."""
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .config import Config
+from .data import TeacherData, make_teacher_data
+from .mlp import MLPShape, forward, init_params
+from .optimizers import OPTIMIZERS, Optimizer
+from .training import mean_squared_error
+
+
+def derive_seed(seed: int, stream: str) -> int:
+    """Independent seeds for the data, the student, noise, ... from one top-level seed."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(stream.encode())]).generate_state(1)[0])
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+@dataclass
+class Problem:
+    config: Config
+    device: torch.device
+    dtype: torch.dtype  # training precision
+    data: TeacherData  # float64, on the CPU
+    shape: MLPShape
+    init: torch.Tensor  # initial weights, float64, on the CPU
+    data_seed: int
+    model_seed: int
+
+    @property
+    def optimizer(self) -> Optimizer:
+        return OPTIMIZERS[self.config.optimizer.name]
+
+    def hyperparams(self) -> Any:
+        return self.optimizer.hyperparams(**{k: v for k, v in vars(self.config.optimizer).items() if k != "name"})
+
+    def loss_in(self, precision: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The training loss in `precision`, for weights (P,) or (B, P)."""
+        x, y = self.data.x.to(self.device, precision), self.data.y.to(self.device, precision)
+        config = self.config
+        return lambda w: mean_squared_error(config.loss, forward(self.shape, config.model.activation, w, x), y)
+
+
+def compiled(loss_fn: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor):
+    """torch.compile(loss_fn), compiled now on `example` weights (forward and backward); returns
+    it with the seconds compiling took, so that training time excludes them."""
+    start = time.perf_counter()
+    loss_fn = torch.compile(loss_fn, dynamic=False)
+    weights = example.detach().clone().requires_grad_()
+    torch.autograd.grad(loss_fn(weights).sum(), weights)
+    return loss_fn, time.perf_counter() - start
+
+
+def setup_problem(config: Config) -> Problem:
+    device = resolve_device(config.trainer.device)
+    if device.type == "cuda":  # full float32 unless the user asks otherwise
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    d, m = config.data, config.model
+    data_seed = d.seed if d.seed is not None else derive_seed(config.seed, "data")
+    model_seed = derive_seed(config.seed, "model")
+    data = make_teacher_data(
+        d.n_points, d.input_dim, d.input_dist, MLPShape(d.input_dim, d.teacher_width, d.teacher_depth),
+        d.teacher_activation, d.labels, d.label_noise, torch.Generator().manual_seed(data_seed))
+    shape = MLPShape(d.input_dim, m.width, m.depth, m.bias)
+    init = init_params(shape, m.init, torch.Generator().manual_seed(model_seed))
+    return Problem(config, device, getattr(torch, config.trainer.precision), data, shape, init, data_seed, model_seed)
