@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SWEEP ?=
 ARGS ?=
 
-.PHONY: run test test-fast analysis clean
+.PHONY: run test test-fast analysis bench clean
 
 $(BIN)/nesterov-landscape-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test-fast: $(BIN)/nesterov-landscape-installed
 # the newest sweep under multirun/, or SWEEP=multirun/<date>/<time>; ARGS="--by model.width --out DIR"
 analysis: $(BIN)/nesterov-landscape-installed
 	$(BIN)/python -m multirun_analysis $(SWEEP) $(ARGS)
+
+# side-by-side timings of every way to run the paper preset; the report is saved under benchmarks/
+bench: $(BIN)/nesterov-landscape-installed
+	$(BIN)/python benchmarks/bench.py --out benchmarks/bench-$$(date +%Y-%m-%d).md
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

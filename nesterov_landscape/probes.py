@@ -35,27 +35,34 @@ class LineProfile:
     phi_dd_exact_at_0: float  # d^T H d
 
 
-def line_profile(loss_fn, w: torch.Tensor, direction: torch.Tensor, t: torch.Tensor, h: float) -> LineProfile:
-    """One batched evaluation for the grid with exact t-derivatives (autograd in t: each phi(t_i)
-    depends on t_i alone), one for the shifted points t +- h and 0, +-h."""
+def line_profile(loss_fn, w: torch.Tensor, direction: torch.Tensor, t: torch.Tensor, h: float,
+                 chunk: int = 32) -> LineProfile:
+    """phi on the grid with exact t-derivatives (autograd in t: each phi(t_i) depends on t_i alone),
+    and at t +- h and 0, +-h for the finite differences; batched calls of `chunk` points, which
+    keep the working set in cache (measured faster than one call for the whole grid)."""
     grid, t = t, t.to(device=w.device, dtype=w.dtype)
 
     def phi_of(ts: torch.Tensor) -> torch.Tensor:
         return loss_fn(w + ts.unsqueeze(-1) * direction)
 
-    t_var = t.clone().requires_grad_()
-    phi = phi_of(t_var)
-    (phi_d_exact,) = torch.autograd.grad(phi.sum(), t_var, create_graph=True)
-    (phi_dd_exact,) = torch.autograd.grad(phi_d_exact.sum(), t_var)
+    phi, phi_d_exact, phi_dd_exact = [], [], []
+    for part in t.split(chunk):
+        part = part.clone().requires_grad_()
+        values = phi_of(part)
+        (first,) = torch.autograd.grad(values.sum(), part, create_graph=True)
+        (second,) = torch.autograd.grad(first.sum(), part)
+        phi.append(values.detach())
+        phi_d_exact.append(first.detach())
+        phi_dd_exact.append(second)
+    phi, phi_d_exact, phi_dd_exact = torch.cat(phi), torch.cat(phi_d_exact), torch.cat(phi_dd_exact)
     with torch.no_grad():
         zero = torch.zeros(1, dtype=w.dtype, device=w.device)
-        shifted = phi_of(torch.cat([t + h, t - h, zero + h, zero, zero - h]))
+        shifted = torch.cat([phi_of(part) for part in torch.cat([t + h, t - h, zero + h, zero, zero - h]).split(2 * chunk)])
     n = len(t)
     plus, minus, around_0 = shifted[:n], shifted[n : 2 * n], shifted[2 * n :]
-    phi = phi.detach()
     return LineProfile(
         t=grid, phi=phi, phi_d=(plus - minus) / (2 * h), phi_dd=(plus - 2 * phi + minus) / h**2,
-        phi_d_exact=phi_d_exact.detach(), phi_dd_exact=phi_dd_exact,
+        phi_d_exact=phi_d_exact, phi_dd_exact=phi_dd_exact,
         phi_dd_at_0=((around_0[0] - 2 * around_0[1] + around_0[2]) / h**2).item(),
         phi_dd_exact_at_0=directional_curvature(loss_fn, w, direction))
 
