@@ -123,12 +123,18 @@ def unstarted_jobs(sweep_dir: Path, job_dirs: list[Path], problems: list[str]) -
 
 
 def unstarted_row(sweep_dir: Path, overrides: list[str], template: dict[str, Any]) -> dict[str, Any]:
-    """A job that never started: the config of a started job of the same sweep, with its overrides."""
+    """A job that never started: the config of a started job of the same sweep, with its overrides.
+    A group choice such as optimizer=adam sets optimizer.name and leaves that group's other keys unknown."""
     row: dict[str, Any] = {**template, "job_dir": f"{sweep_dir} (not started: {' '.join(overrides)})",
                            "status": "missing"}
     for override in overrides:
         key, _, value = override.partition("=")
-        row[key.lstrip("+~")] = yaml.safe_load(value)
+        key = key.lstrip("+~")
+        if f"{key}.name" in template:
+            row = {k: v for k, v in row.items() if not k.startswith(f"{key}.")}
+            row[f"{key}.name"] = value
+        elif "/" not in key and not any(k.startswith(f"{key}.") for k in template):
+            row[key] = yaml.safe_load(value)
     return row
 
 

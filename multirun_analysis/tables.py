@@ -21,7 +21,7 @@ def identity_keys(sweep: Sweep) -> list[str]:
 
 def varying_keys(sweep: Sweep) -> list[str]:
     runs = sweep.runs
-    return [k for k in identity_keys(sweep) if runs[k].map(str).nunique() > 1]
+    return [k for k in identity_keys(sweep) if runs[k].nunique(dropna=True) > 1]
 
 
 def group_keys(sweep: Sweep, by: list[str] | None = None) -> list[str]:
@@ -33,10 +33,9 @@ def group_keys(sweep: Sweep, by: list[str] | None = None) -> list[str]:
             raise ValueError(f"--by {', '.join(unknown)}: not a config key of these runs; "
                              f"varying keys: {', '.join(varying_keys(sweep)) or 'none'}")
         return by
-    values = sweep.runs.map(str)
     kept: list[str] = []
     for key in sorted((k for k in varying_keys(sweep) if not is_seed(k)), key=lambda k: not k.endswith(".name")):
-        if not kept or values.groupby(kept)[key].nunique().max() > 1:
+        if not kept or sweep.runs.groupby(kept, dropna=False)[key].nunique(dropna=True).max() > 1:
             kept.append(key)
     return kept
 

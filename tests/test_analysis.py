@@ -123,3 +123,22 @@ def test_make_analysis_on_a_real_multirun(tmp_path):
         assert (out / name).stat().st_size > 0, name
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["model.width"]) == [4, 8] and list(summary["completed"]) == [2, 2]
+
+
+def test_a_running_sweep_over_config_groups(tmp_path):
+    """optimizer=nag,adam x seed=0,1 with adam seed 1 not started yet: it counts as missing under adam,
+    not as a duplicate of a nag job."""
+    sweep = tmp_path / "s"
+    write_multirun_yaml(sweep, ["optimizer=nag,adam", "seed=0,1"])
+    for num, (name, seed) in enumerate([("nag", 0), ("nag", 1), ("adam", 0)]):
+        config = job_config(8, seed)
+        config["optimizer"] = {"name": "nag", "lr": 0.005, "momentum": 0.99} if name == "nag" else \
+            {"name": "adam", "lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
+        write_job(sweep / str(num), config, [f"optimizer={name}", f"seed={seed}"],
+                  completed_summary(1e-10, 1.0, 1.0), decaying_history(1 / 100))
+    write_report(load_sweeps([sweep]), tmp_path / "out")
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("optimizer.name")
+    assert list(summary.columns[:5]) == ["runs", "completed", "diverged", "failed", "missing"]
+    assert list(summary.loc["adam", ["runs", "completed", "missing"]]) == [2, 1, 1]
+    assert list(summary.loc["nag", ["runs", "completed", "missing"]]) == [2, 2, 0]
+    assert "duplicate" not in (tmp_path / "out" / "problems.txt").read_text()
