@@ -1,6 +1,7 @@
 """How long `multirun_analysis` takes on a synthetic sweep of 1,000 jobs in the harness's format:
 10,000-epoch histories logged every 10 epochs (1,001 rows), 201-point landscapes, 5 widths x 2 momenta
 x 100 seeds. Prints a table of the phases and their share. Run: make bench-analysis"""
+
 import shutil
 import sys
 import tempfile
@@ -13,8 +14,13 @@ from multirun_analysis.figures import make_figures  # noqa: E402
 from multirun_analysis.load import load_sweeps  # noqa: E402
 from multirun_analysis.report import write_report  # noqa: E402
 from multirun_analysis.tables import add_derived_columns, group_keys, summarize  # noqa: E402
-from tests.synthetic import (completed_summary, decaying_history, job_config, write_job,  # noqa: E402
-                             write_multirun_yaml)
+from tests.synthetic import (
+    completed_summary,
+    decaying_history,
+    job_config,
+    write_job,  # noqa: E402
+    write_multirun_yaml,
+)
 
 
 def build(sweep: Path) -> None:
@@ -23,11 +29,15 @@ def build(sweep: Path) -> None:
     for width in (10, 20, 35, 50, 80):
         for momentum in (0.9, 0.99):
             for seed in range(100):
-                write_job(sweep / str(num), job_config(width, seed, momentum),
-                          [f"model.width={width}", f"optimizer.momentum={momentum}", f"seed={seed}"],
-                          completed_summary(10.0 ** -(9 + seed % 3), 1.0, 0.5),
-                          decaying_history(1 / (1000 + seed), epochs=10_000), 1.0 + seed / 100,
-                          landscape_points=100)
+                write_job(
+                    sweep / str(num),
+                    job_config(width, seed, momentum),
+                    [f"model.width={width}", f"optimizer.momentum={momentum}", f"seed={seed}"],
+                    completed_summary(10.0 ** -(9 + seed % 3), 1.0, 0.5),
+                    decaying_history(1 / (1000 + seed), epochs=10_000),
+                    1.0 + seed / 100,
+                    landscape_points=100,
+                )
                 num += 1
 
 
@@ -58,8 +68,10 @@ def main() -> None:
         for name, seconds in phases:
             print(f"| {name} | {seconds:.2f} | {seconds / total:.0%} |")
         print(f"| sum of phases | {total:.2f} | 100% |")
-        print(f"\nend to end (load + write_report, every table and figure): {end_to_end:.2f} s for "
-              f"{len(loaded.runs)} jobs")
+        print(
+            f"\nend to end (load + write_report, every table and figure): {end_to_end:.2f} s for "
+            f"{len(loaded.runs)} jobs"
+        )
     finally:
         shutil.rmtree(root)
 

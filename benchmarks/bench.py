@@ -1,6 +1,7 @@
 """`make bench`: wall time per run of the paper preset (10 hidden layers x 35, 10,000 epochs,
 float32, one thread) for every way the harness can run it, measured side by side in one
 invocation, with the ratios the targets are stated in. Prints a Markdown report; --out FILE saves it."""
+
 import argparse
 import os
 import platform
@@ -22,19 +23,24 @@ from nesterov_landscape.train import train  # noqa: E402
 from tests.helpers import compose_job  # noqa: E402
 
 PAPER = ["experiment=gupta2025_fig3", "trainer.threads=1"]
-MAXRSS = ("import resource, runpy, sys\n"
-          "sys.argv = ['nesterov_landscape'] + sys.argv[1:]\n"
-          "try:\n    runpy.run_module('nesterov_landscape', run_name='__main__')\n"
-          "finally:\n    print('MAXRSS_KB', max(resource.getrusage(who).ru_maxrss for who in\n"
-          "                             (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)), file=sys.stderr)\n")
+MAXRSS = (
+    "import resource, runpy, sys\n"
+    "sys.argv = ['nesterov_landscape'] + sys.argv[1:]\n"
+    "try:\n    runpy.run_module('nesterov_landscape', run_name='__main__')\n"
+    "finally:\n    print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+)
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
     gpu = f", GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
-    return (f"{os.cpu_count()} cores ({cpu}), {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
-            f"{gpu}; Python {platform.python_version()}, torch {torch.__version__}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
+        f"{gpu}; Python {platform.python_version()}, torch {torch.__version__}"
+    )
 
 
 def single_job(tmp: Path, *overrides: str) -> dict:
@@ -50,8 +56,12 @@ def stacked(runs: int, device: str = "cpu") -> float:
     """Training seconds per run when `runs` seeds train as one stacked computation."""
     from tests.test_config import compose_config
 
-    configs = [validate(compose_config([*PAPER, f"seed={s}", f"trainer.device={device}"]),
-                        cuda_available=torch.cuda.is_available()) for s in range(runs)]
+    configs = [
+        validate(
+            compose_config([*PAPER, f"seed={s}", f"trainer.device={device}"]), cuda_available=torch.cuda.is_available()
+        )
+        for s in range(runs)
+    ]
     start = time.perf_counter()
     train_together(configs)
     return (time.perf_counter() - start) / runs
@@ -60,8 +70,16 @@ def stacked(runs: int, device: str = "cpu") -> float:
 def multirun(tmp: Path, launcher: str, seeds: int = 5) -> tuple[float, float]:
     """End-to-end wall seconds of `--multirun seed=0..4` and its peak memory (MiB)."""
     sweep = tmp / f"sweep-{launcher}"
-    args = [sys.executable, "-c", MAXRSS, *PAPER, f"seed={','.join(map(str, range(seeds)))}",
-            f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep}", "--multirun"]
+    args = [
+        sys.executable,
+        "-c",
+        MAXRSS,
+        *PAPER,
+        f"seed={','.join(map(str, range(seeds)))}",
+        f"hydra/launcher={launcher}",
+        f"hydra.sweep.dir={sweep}",
+        "--multirun",
+    ]
     start = time.perf_counter()
     result = subprocess.run(args, cwd=tmp, capture_output=True, text=True, env={**os.environ, "WANDB_SILENT": "true"})
     seconds = time.perf_counter() - start
@@ -78,9 +96,15 @@ def main() -> None:
     args = parser.parse_args()
     register_configs()
     torch.set_num_threads(1)
-    lines = [f"# make bench, {time.strftime('%Y-%m-%d')}", "", f"Machine: {machine()}.", "",
-             "The paper preset: 10 hidden layers of width 35, 100 points, 10,000 full-batch epochs, float32, "
-             "one torch thread per job, W&B offline.", ""]
+    lines = [
+        f"# make bench, {time.strftime('%Y-%m-%d')}",
+        "",
+        f"Machine: {machine()}.",
+        "",
+        "The paper preset: 10 hidden layers of width 35, 100 points, 10,000 full-batch epochs, float32, "
+        "one torch thread per job, W&B offline.",
+        "",
+    ]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         single_job(tmp, "trainer.epochs=10", "probe=none")  # first W&B start in this process: not a job's cost
@@ -111,25 +135,39 @@ def main() -> None:
         ("5-seed multirun, joblib 2 workers: per run, end to end", joblib / 5, basic / joblib),
     ]
     lines += ["| what | seconds | speed-up |", "|---|---|---|"]
-    lines += [f"| {name} | {seconds:.2f} | {'' if ratio is None else f'{ratio:.2f}x'} |" for name, seconds, ratio in rows]
+    lines += [
+        f"| {name} | {seconds:.2f} | {'' if ratio is None else f'{ratio:.2f}x'} |" for name, seconds, ratio in rows
+    ]
     job = eager["compose_seconds"] + eager["job_seconds"]
     overhead = {
         "Hydra compose": eager["compose_seconds"],
         "probe (gradient_line)": eager["probe_seconds"],
-        "W&B init/log/finish, set-up, file writes": eager["job_seconds"] - eager["train_seconds"] - eager["probe_seconds"],
+        "W&B init/log/finish, set-up, file writes": eager["job_seconds"]
+        - eager["train_seconds"]
+        - eager["probe_seconds"],
     }
-    lines += ["", f"Harness overhead of one eager 10,000-epoch job ({job:.2f} s, of which training "
-              f"{train_eager:.2f} s):", "", "| part | seconds | share of the job |", "|---|---|---|"]
+    lines += [
+        "",
+        f"Harness overhead of one eager 10,000-epoch job ({job:.2f} s, of which training {train_eager:.2f} s):",
+        "",
+        "| part | seconds | share of the job |",
+        "|---|---|---|",
+    ]
     lines += [f"| {name} | {seconds:.2f} | {seconds / job:.1%} |" for name, seconds in overhead.items()]
-    lines += [f"| all that is not training | {job - train_eager:.2f} | {(job - train_eager) / job:.1%} |", "",
-              "Peak memory (max RSS of the sweep's largest process; joblib: of its workers that have exited): "
-              f"basic {basic_rss:.0f} MiB, batched {batched_rss:.0f} MiB, joblib {joblib_rss:.0f} MiB; "
-              "this benchmark process (50-run stack) "
-              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB.", "",
-              "Targets: batched 5-seed multirun >= 2.5x faster end to end than basic: "
-              f"{basic / batched:.2f}x. Batched 50-run training per run <= 1/4.5 of eager: "
-              + (f"1/{train_eager / per_run_50:.2f}." if per_run_50 else "not measured (--skip-50).")
-              + f" Harness overhead <= 10% of a job: {(job - train_eager) / job:.1%}."]
+    lines += [
+        f"| all that is not training | {job - train_eager:.2f} | {(job - train_eager) / job:.1%} |",
+        "",
+        "Peak memory (max RSS of the Python process that runs the sweep, W&B's service process "
+        f"not counted): basic {basic_rss:.0f} MiB, batched {batched_rss:.0f} MiB, joblib {joblib_rss:.0f} MiB "
+        "(the parent; each worker is a process like the basic one); this benchmark process "
+        "(stacks of 5 and 50 runs) "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB.",
+        "",
+        "Targets: batched 5-seed multirun >= 2.5x faster end to end than basic: "
+        f"{basic / batched:.2f}x. Batched 50-run training per run <= 1/4.5 of eager: "
+        + (f"1/{train_eager / per_run_50:.2f}." if per_run_50 else "not measured (--skip-50).")
+        + f" Harness overhead <= 10% of a job: {(job - train_eager) / job:.1%}.",
+    ]
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out:

@@ -1,4 +1,5 @@
 """python -m multirun_analysis [SWEEP ...] [--by KEYS] [--out DIR] | --wandb ENTITY/PROJECT --group NAME"""
+
 import argparse
 import sys
 import time
@@ -11,11 +12,19 @@ from .report import latest_sweep, write_report
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m multirun_analysis",
-        description="Aggregate harness sweeps into summary tables, figures and report.md.")
-    parser.add_argument("sweeps", nargs="*", type=Path,
-                        help="sweep folders (multirun/<date>/<time>) or job folders; default: the newest under multirun/")
-    parser.add_argument("--by", type=lambda s: [k for k in s.split(",") if k],
-                        help="comma-separated config keys to group by (default: every varying key but the seed)")
+        description="Aggregate harness sweeps into summary tables, figures and report.md.",
+    )
+    parser.add_argument(
+        "sweeps",
+        nargs="*",
+        type=Path,
+        help="sweep folders (multirun/<date>/<time>) or job folders; default: the newest under multirun/",
+    )
+    parser.add_argument(
+        "--by",
+        type=lambda s: [k for k in s.split(",") if k],
+        help="comma-separated config keys to group by (default: every varying key but the seed)",
+    )
     parser.add_argument("--out", type=Path, help="output folder (default: <first sweep>/analysis)")
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read online runs from W&B instead of folders")
     parser.add_argument("--group", help="with --wandb: the W&B group (the sweep's name)")

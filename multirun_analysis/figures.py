@@ -1,4 +1,5 @@
 """Seaborn figures of a sweep, each saved as PNG and PDF."""
+
 from pathlib import Path
 
 import matplotlib
@@ -62,8 +63,13 @@ def landscape_panels(sweep: Sweep, runs: pd.DataFrame, keys: list[str], out: Pat
         return []
     columns = min(COLUMNS, len(groups))
     block_rows = -(-len(groups) // columns)
-    fig, axes = plt.subplots(2 * block_rows, columns, figsize=(max(7.0, 4.5 * columns), 6.5 * block_rows),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        2 * block_rows,
+        columns,
+        figsize=(max(7.0, 4.5 * columns), 6.5 * block_rows),
+        squeeze=False,
+        layout="constrained",
+    )
     seed_of = runs.set_index("run_id")["seed"] if "seed" in runs else pd.Series(dtype=object)
     for i, group in enumerate(groups):
         top, bottom = axes[2 * (i // columns), i % columns], axes[2 * (i // columns) + 1, i % columns]
@@ -80,8 +86,10 @@ def landscape_panels(sweep: Sweep, runs: pd.DataFrame, keys: list[str], out: Pat
         bottom.set_ylabel(r"strong aiming $\mu(t) = 2\,(t\varphi'(t) - \varphi(t) + \inf\varphi)\,/\,t^2$")
         top.set_title(f"{group} ({len(ids)} seeds)", fontsize="small")
         if len(ids) <= 10:
-            top.legend(handles=[Line2D([], [], color=c, label=f"seed {seed_of.get(r, '?')}") for c, r in zip(colors, ids)],
-                       fontsize="x-small")
+            top.legend(
+                handles=[Line2D([], [], color=c, label=f"seed {seed_of.get(r, '?')}") for c, r in zip(colors, ids)],
+                fontsize="x-small",
+            )
     for i in range(len(groups), block_rows * columns):
         axes[2 * (i // columns), i % columns].set_visible(False)
         axes[2 * (i // columns) + 1, i % columns].set_visible(False)
@@ -98,8 +106,17 @@ def final_loss_vs_key(runs: pd.DataFrame, keys: list[str], out: Path) -> list[st
     hue_keys = [k for k in keys if k != x]
     data = finished.assign(series=group_labels(finished, hue_keys) if hue_keys else "all runs")
     fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
-    sns.pointplot(data=data, x=x, y="final_loss", hue="series", estimator=np.median, errorbar=("pi", 100),
-                  dodge=0.2 if hue_keys else False, ax=ax, log_scale=(False, True))
+    sns.pointplot(
+        data=data,
+        x=x,
+        y="final_loss",
+        hue="series",
+        estimator=np.median,
+        errorbar=("pi", 100),
+        dodge=0.2 if hue_keys else False,
+        ax=ax,
+        log_scale=(False, True),
+    )
     ax.set_xlabel(x)
     ax.set_ylabel("final training loss (median over seeds, bars: min to max)")
     ax.set_title(f"Final loss against {x}")
@@ -116,10 +133,17 @@ def heatmap(runs: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
     if len(keys) != 2 or finished.empty:
         return []
     table = finished.assign(log10_loss=np.log10(finished["final_loss"])).pivot_table(
-        index=keys[0], columns=keys[1], values="log10_loss", aggfunc="median")
+        index=keys[0], columns=keys[1], values="log10_loss", aggfunc="median"
+    )
     fig, ax = plt.subplots(figsize=(1.2 * table.shape[1] + 3, 0.8 * table.shape[0] + 2), layout="constrained")
-    sns.heatmap(table, annot=True, fmt=".1f", cmap="viridis_r", ax=ax,
-                cbar_kws={"label": "log10 final loss (median over seeds)"})
+    sns.heatmap(
+        table,
+        annot=True,
+        fmt=".1f",
+        cmap="viridis_r",
+        ax=ax,
+        cbar_kws={"label": "log10 final loss (median over seeds)"},
+    )
     ax.set_title("Final training loss")
     return save(fig, out, f"heatmap_{keys[0]}_{keys[1]}".replace(".", "_"))
 
@@ -127,5 +151,9 @@ def heatmap(runs: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
 def make_figures(sweep: Sweep, keys: list[str], out: Path) -> list[str]:
     sns.set_theme(style="whitegrid", context="paper")
     runs = sweep.runs[~sweep.runs["duplicate"]]
-    return [*loss_curves(sweep, runs, keys, out), *landscape_panels(sweep, runs, keys, out),
-            *final_loss_vs_key(runs, keys, out), *heatmap(runs, keys, out)]
+    return [
+        *loss_curves(sweep, runs, keys, out),
+        *landscape_panels(sweep, runs, keys, out),
+        *final_loss_vs_key(runs, keys, out),
+        *heatmap(runs, keys, out),
+    ]

@@ -3,6 +3,7 @@
 The job's files are the source of truth. A job with no summary.json is `missing` (still running,
 or killed); a file that cannot be parsed is reported with its path and skipped, never fatal.
 """
+
 import json
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -125,8 +126,11 @@ def unstarted_jobs(sweep_dir: Path, job_dirs: list[Path], problems: list[str]) -
 def unstarted_row(sweep_dir: Path, overrides: list[str], template: dict[str, Any]) -> dict[str, Any]:
     """A job that never started: the config of a started job of the same sweep, with its overrides.
     A group choice such as optimizer=adam sets optimizer.name and leaves that group's other keys unknown."""
-    row: dict[str, Any] = {**template, "job_dir": f"{sweep_dir} (not started: {' '.join(overrides)})",
-                           "status": "missing"}
+    row: dict[str, Any] = {
+        **template,
+        "job_dir": f"{sweep_dir} (not started: {' '.join(overrides)})",
+        "status": "missing",
+    }
     for override in overrides:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
@@ -148,8 +152,11 @@ def load_sweeps(sweep_dirs: list[Path], workers: int = 8) -> Sweep:
     templates: dict[Path, dict[str, Any]] = {}
     for job, (row, keys, *_rest) in zip(job_dirs, results):
         templates.setdefault(job.parent, {k: row[k] for k in keys})
-    results += [(unstarted_row(sweep, overrides, templates.get(sweep, {})), [], None, None, [])
-                for sweep, jobs in jobs_of.items() for overrides in unstarted_jobs(sweep, jobs, problems)]
+    results += [
+        (unstarted_row(sweep, overrides, templates.get(sweep, {})), [], None, None, [])
+        for sweep, jobs in jobs_of.items()
+        for overrides in unstarted_jobs(sweep, jobs, problems)
+    ]
     rows, histories, landscapes = [], {}, {}
     config_keys: dict[str, None] = {}
     for i, (row, keys, history, landscape, job_problems) in enumerate(results):
@@ -163,5 +170,6 @@ def load_sweeps(sweep_dirs: list[Path], workers: int = 8) -> Sweep:
         if landscape is not None:
             landscapes[run_id] = landscape
     runs = pd.DataFrame(rows)
-    return Sweep(runs=runs, histories=histories, landscapes=landscapes, problems=problems,
-                 config_keys=list(config_keys))
+    return Sweep(
+        runs=runs, histories=histories, landscapes=landscapes, problems=problems, config_keys=list(config_keys)
+    )

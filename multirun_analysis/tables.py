@@ -1,4 +1,5 @@
 """Per-run and per-group tables: which keys vary, epochs to reach a loss, duplicates, summaries."""
+
 import math
 
 import numpy as np
@@ -30,8 +31,10 @@ def group_keys(sweep: Sweep, by: list[str] | None = None) -> list[str]:
     if by:
         unknown = [k for k in by if k not in sweep.runs.columns]
         if unknown:
-            raise ValueError(f"--by {', '.join(unknown)}: not a config key of these runs; "
-                             f"varying keys: {', '.join(varying_keys(sweep)) or 'none'}")
+            raise ValueError(
+                f"--by {', '.join(unknown)}: not a config key of these runs; "
+                f"varying keys: {', '.join(varying_keys(sweep)) or 'none'}"
+            )
         return by
     kept: list[str] = []
     for key in sorted((k for k in varying_keys(sweep) if not is_seed(k)), key=lambda k: not k.endswith(".name")):
@@ -55,16 +58,18 @@ def add_derived_columns(sweep: Sweep) -> None:
     runs = sweep.runs
     for threshold in LOSS_THRESHOLDS:
         runs[threshold_label(threshold)] = [
-            epochs_to_reach(sweep.histories[r], threshold) if r in sweep.histories else math.nan
-            for r in runs["run_id"]]
+            epochs_to_reach(sweep.histories[r], threshold) if r in sweep.histories else math.nan for r in runs["run_id"]
+        ]
     identity = runs[identity_keys(sweep)].map(str).agg("|".join, axis=1)
     # Of a set of duplicates keep the most finished one (completed over diverged over failed ...).
     kept = identity[runs["status"].map(STATUS_ORDER).sort_values(kind="stable").index].drop_duplicates()
     runs["duplicate"] = ~runs.index.isin(kept.index)
     kept_dir = pd.Series(runs.loc[kept.index, "job_dir"].to_numpy(), index=kept.to_numpy())
     for idx in runs.index[runs["duplicate"]]:
-        sweep.problems.append(f"duplicate job {runs.at[idx, 'job_dir']}: same config and seed as "
-                              f"{kept_dir[identity[idx]]} (kept that one)")
+        sweep.problems.append(
+            f"duplicate job {runs.at[idx, 'job_dir']}: same config and seed as "
+            f"{kept_dir[identity[idx]]} (kept that one)"
+        )
 
 
 def _geomean(values: pd.Series) -> float:
@@ -136,15 +141,27 @@ def to_markdown(frame: pd.DataFrame) -> str:
 
 
 def _latex_escape(text: str) -> str:
-    for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"),
-                          ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
+    for char, escaped in (
+        ("\\", r"\textbackslash{}"),
+        ("_", r"\_"),
+        ("%", r"\%"),
+        ("&", r"\&"),
+        ("#", r"\#"),
+        ("$", r"\$"),
+        ("{", r"\{"),
+        ("}", r"\}"),
+    ):
         text = text.replace(char, escaped)
     return text
 
 
 def to_latex(frame: pd.DataFrame) -> str:
-    lines = [r"\begin{tabular}{" + "l" * len(frame.columns) + "}", r"\toprule",
-             " & ".join(_latex_escape(str(c)) for c in frame.columns) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{tabular}{" + "l" * len(frame.columns) + "}",
+        r"\toprule",
+        " & ".join(_latex_escape(str(c)) for c in frame.columns) + r" \\",
+        r"\midrule",
+    ]
     lines += [" & ".join(_latex_escape(format_value(v)) for v in row) + r" \\" for row in frame.itertuples(index=False)]
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"

@@ -1,5 +1,6 @@
 """Read one W&B group of online runs (one sweep) through the public wandb.Api into the same
 tables the job folders give. Offline runs cannot be read this way: point the analysis at their folders."""
+
 import json
 import math
 import tempfile
@@ -30,8 +31,7 @@ def load_wandb_group(path: str, group: str, timeout: float = 20) -> Sweep:
         config_keys.update(dict.fromkeys(config))
         summary = dict(run.summary)
         status = summary.get("status", "missing" if run.state == "running" else "failed")
-        row = {"run_id": run_id, "job_dir": run.url, **config,
-               "status": status if status in STATUSES else "failed"}
+        row = {"run_id": run_id, "job_dir": run.url, **config, "status": status if status in STATUSES else "failed"}
         for key, value in summary.items():
             if key not in NOT_METRICS and not key.startswith("_") and isinstance(value, (int, float, str)):
                 row[key] = value
@@ -48,5 +48,10 @@ def load_wandb_group(path: str, group: str, timeout: float = 20) -> Sweep:
                 landscapes[run_id] = pd.DataFrame(data["data"], columns=data["columns"]).fillna(math.nan)
             except Exception as error:
                 problems.append(f"cannot read the landscape table of {run.url}: {error}")
-    return Sweep(runs=pd.DataFrame(rows), histories=histories, landscapes=landscapes, problems=problems,
-                 config_keys=list(config_keys))
+    return Sweep(
+        runs=pd.DataFrame(rows),
+        histories=histories,
+        landscapes=landscapes,
+        problems=problems,
+        config_keys=list(config_keys),
+    )

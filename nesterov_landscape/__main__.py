@@ -1,4 +1,5 @@
 """`python -m nesterov_landscape [overrides] [--multirun]`: one job, or a sweep with --multirun."""
+
 import logging
 import sys
 

@@ -1,5 +1,6 @@
 """Several jobs trained as one stacked computation: runs that differ only in values that keep
 tensor shapes (seeds, data seed, label noise, optimizer scalars) share every matmul (bmm)."""
+
 import copy
 import dataclasses
 import json
@@ -31,8 +32,11 @@ def stack_signature(config: Config) -> str | None:
     """Jobs with equal signatures can train stacked; None for a job that must train alone
     (mini-batches, gradient noise or probes during training draw per-run randomness each step)."""
     line = config.probe.get("gradient_line")
-    if config.data.batch_size not in (None, config.data.n_points) or config.trainer.noise != "none" or (
-            line is not None and line.every):
+    if (
+        config.data.batch_size not in (None, config.data.n_points)
+        or config.trainer.noise != "none"
+        or (line is not None and line.every)
+    ):
         return None
     values = _flatten(dataclasses.asdict(config))
     fixed = {}
@@ -73,8 +77,9 @@ def train_together(configs: list[Config]) -> list[TrainResult]:
     compile_seconds = 0.0
     if config.trainer.compile:
         loss_fn, compile_seconds = compiled(loss_fn, params)
-    results = training.train_stacked(loss_fn, params, first.optimizer, hyperparams, config.trainer.epochs,
-                                     config.trainer.log_every)
+    results = training.train_stacked(
+        loss_fn, params, first.optimizer, hyperparams, config.trainer.epochs, config.trainer.log_every
+    )
     for result in results:
         result.compile_seconds = compile_seconds / len(results)
     return results

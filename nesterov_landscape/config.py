@@ -5,6 +5,7 @@ Hydra checks types and misspelled keys while composing; `validate` adds what it 
 ranges and choices, keys slipped in with `+key=value`, and facts about the machine (CUDA).
 Every failure is one line naming the key and the allowed values.
 """
+
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -68,8 +69,7 @@ class LineGridConfig:
 class GradientLineConfig(LineGridConfig):
     inf_phi: str = one_of(*INF_PHI)
     mu_cutoff: float = non_negative()
-    radii: list[float] = constrained(lambda v: len(v) > 0 and all(r > 0 for r in v),
-                                     "a non-empty list of numbers > 0")
+    radii: list[float] = constrained(lambda v: len(v) > 0 and all(r > 0 for r in v), "a non-empty list of numbers > 0")
     every: int = constrained(lambda v: v >= 0, "an integer >= 0 (0: only after training)")
 
 
@@ -93,8 +93,12 @@ class PLConfig:
     inf_loss: float = constrained(lambda v: math.isfinite(v), "a finite number")
 
 
-PROBES = {"gradient_line": GradientLineConfig, "random_line": RandomLineConfig, "hessian": HessianConfig,
-          "pl": PLConfig}
+PROBES = {
+    "gradient_line": GradientLineConfig,
+    "random_line": RandomLineConfig,
+    "hessian": HessianConfig,
+    "pl": PLConfig,
+}
 
 
 @dataclass
@@ -138,7 +142,9 @@ def optimizer_schema(name: str) -> type:
     """The optimizer's hyperparameter dataclass plus the `name` key that selects it."""
     return dataclasses.make_dataclass(
         f"{OPTIMIZERS[name].hyperparams.__name__}Config",
-        [("name", str, one_of(name))], bases=(OPTIMIZERS[name].hyperparams,))
+        [("name", str, one_of(name))],
+        bases=(OPTIMIZERS[name].hyperparams,),
+    )
 
 
 OPTIMIZER_SCHEMAS = {name: optimizer_schema(name) for name in OPTIMIZERS}
@@ -161,12 +167,16 @@ def register_configs() -> None:
 def _build(schema: type, values: Any, key: str) -> Any:
     """schema(**values), checked field by field; key is the dotted path for messages."""
     if not isinstance(values, dict):
-        raise ConfigError(f"{key} must be a group of keys ({', '.join(f.name for f in dataclasses.fields(schema))}), got {values!r}")
+        raise ConfigError(
+            f"{key} must be a group of keys ({', '.join(f.name for f in dataclasses.fields(schema))}), got {values!r}"
+        )
     fields = {f.name: f for f in dataclasses.fields(schema)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown key {'.'.join(filter(None, [key, unknown[0]]))}; "
-                          f"{key or 'the top level'} allows: {', '.join(fields)}")
+        raise ConfigError(
+            f"unknown key {'.'.join(filter(None, [key, unknown[0]]))}; "
+            f"{key or 'the top level'} allows: {', '.join(fields)}"
+        )
     kwargs = {}
     for name, f in fields.items():
         path = ".".join(filter(None, [key, name]))
@@ -203,12 +213,15 @@ def validate(cfg: DictConfig, cuda_available: bool) -> Config:
         raise ConfigError(f"unknown probe {unknown[0]}; allowed: {', '.join(PROBES)} (select with probe=[a,b])")
     config.probe = {name: _build(PROBES[name], v, f"probe.{name}") for name, v in values["probe"].items()}
     if config.data.batch_size is not None and config.data.batch_size > config.data.n_points:
-        raise ConfigError(f"data.batch_size={config.data.batch_size} is not allowed; it must be null or at most "
-                          f"data.n_points={config.data.n_points}")
+        raise ConfigError(
+            f"data.batch_size={config.data.batch_size} is not allowed; it must be null or at most "
+            f"data.n_points={config.data.n_points}"
+        )
     if (config.trainer.noise == "none") != (config.trainer.noise_sigma == 0):
-        raise ConfigError(f"trainer.noise={config.trainer.noise} with trainer.noise_sigma={config.trainer.noise_sigma} "
-                          "is not allowed; use noise none with sigma 0, or additive/multiplicative with sigma > 0")
+        raise ConfigError(
+            f"trainer.noise={config.trainer.noise} with trainer.noise_sigma={config.trainer.noise_sigma} "
+            "is not allowed; use noise none with sigma 0, or additive/multiplicative with sigma > 0"
+        )
     if config.trainer.device == "cuda" and not cuda_available:
-        raise ConfigError("trainer.device=cuda is not allowed: CUDA is not available on this machine; "
-                          "use cpu or auto")
+        raise ConfigError("trainer.device=cuda is not allowed: CUDA is not available on this machine; use cpu or auto")
     return config

@@ -4,6 +4,7 @@ The config dataclasses declare their limits here, next to the field, so one gene
 (`config.validate`) can name the key and the allowed values when a user gives a bad one.
 Fields have no default: the YAML files in conf/ are the single source of defaults.
 """
+
 import dataclasses
 import math
 from typing import Any, Callable

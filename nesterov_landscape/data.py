@@ -1,4 +1,5 @@
 """Teacher-student regression data: random inputs labelled by a randomly initialized MLP."""
+
 from dataclasses import dataclass
 
 import torch

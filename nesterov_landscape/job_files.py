@@ -1,5 +1,6 @@
 """The job's own result files, each written atomically (temp file in the same folder + rename),
 so a killed job never leaves a file that looks complete."""
+
 import csv
 import io
 import json

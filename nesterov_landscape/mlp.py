@@ -4,6 +4,7 @@ Keeping all weights in one vector makes the optimizers one-line vector updates a
 landscape probes (w + t g for many t) a batch of parameter vectors: `forward` accepts weights
 of shape (P,) for one network or (B, P) for B networks evaluated on the same inputs.
 """
+
 import math
 from dataclasses import dataclass
 
@@ -65,7 +66,11 @@ def forward(shape: MLPShape, activation: str, params: torch.Tensor, x: torch.Ten
     """Network outputs for inputs x (n, input_dim) or (B, n, input_dim): shape (n,) for params (P,),
     (B, n) for params (B, P)."""
     act = ACTIVATIONS[activation]
-    sizes = [n for fan_in, fan_out in shape.layers for n in ((fan_in * fan_out, fan_out) if shape.bias else (fan_in * fan_out,))]
+    sizes = [
+        n
+        for fan_in, fan_out in shape.layers
+        for n in ((fan_in * fan_out, fan_out) if shape.bias else (fan_in * fan_out,))
+    ]
     # One split, not a slice per layer: its backward is one concatenation instead of a zero-filled
     # full-size gradient per slice.
     pieces = iter(params.split(sizes, dim=-1))

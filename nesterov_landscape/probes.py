@@ -13,12 +13,19 @@ differentiation in t, and phi''(0) = g^T H g by a Hessian-vector product. `rando
 same along random unit directions; `hessian` finds the top Hessian eigenvalues (Lanczos) and the
 trace (Hutchinson) from Hessian-vector products.
 """
+
 import math
 from dataclasses import dataclass
 
 import torch
 
 INF_PHI = ("zero", "grid_min")
+
+
+def t_grid(t_min: float, t_max: float, t_step: float) -> torch.Tensor:
+    """The multiples of t_step in [t_min, t_max], so t = 0 is on the grid whenever in range."""
+    ks = torch.arange(math.ceil(t_min / t_step - 1e-9), math.floor(t_max / t_step + 1e-9) + 1)
+    return ks.to(torch.float64) * t_step
 
 
 @dataclass
@@ -35,8 +42,9 @@ class LineProfile:
     phi_dd_exact_at_0: float  # d^T H d
 
 
-def line_profile(loss_fn, w: torch.Tensor, direction: torch.Tensor, t: torch.Tensor, h: float,
-                 chunk: int = 32) -> LineProfile:
+def line_profile(
+    loss_fn, w: torch.Tensor, direction: torch.Tensor, t: torch.Tensor, h: float, chunk: int = 32
+) -> LineProfile:
     """phi on the grid with exact t-derivatives (autograd in t: each phi(t_i) depends on t_i alone),
     and at t +- h and 0, +-h for the finite differences; batched calls of `chunk` points, which
     keep the working set in cache (measured faster than one call for the whole grid)."""
@@ -57,14 +65,21 @@ def line_profile(loss_fn, w: torch.Tensor, direction: torch.Tensor, t: torch.Ten
     phi, phi_d_exact, phi_dd_exact = torch.cat(phi), torch.cat(phi_d_exact), torch.cat(phi_dd_exact)
     with torch.no_grad():
         zero = torch.zeros(1, dtype=w.dtype, device=w.device)
-        shifted = torch.cat([phi_of(part) for part in torch.cat([t + h, t - h, zero + h, zero, zero - h]).split(2 * chunk)])
+        shifted = torch.cat(
+            [phi_of(part) for part in torch.cat([t + h, t - h, zero + h, zero, zero - h]).split(2 * chunk)]
+        )
     n = len(t)
     plus, minus, around_0 = shifted[:n], shifted[n : 2 * n], shifted[2 * n :]
     return LineProfile(
-        t=grid, phi=phi, phi_d=(plus - minus) / (2 * h), phi_dd=(plus - 2 * phi + minus) / h**2,
-        phi_d_exact=phi_d_exact, phi_dd_exact=phi_dd_exact,
+        t=grid,
+        phi=phi,
+        phi_d=(plus - minus) / (2 * h),
+        phi_dd=(plus - 2 * phi + minus) / h**2,
+        phi_d_exact=phi_d_exact,
+        phi_dd_exact=phi_dd_exact,
         phi_dd_at_0=((around_0[0] - 2 * around_0[1] + around_0[2]) / h**2).item(),
-        phi_dd_exact_at_0=directional_curvature(loss_fn, w, direction))
+        phi_dd_exact_at_0=directional_curvature(loss_fn, w, direction),
+    )
 
 
 def _nanmin(values: torch.Tensor) -> float:
@@ -121,15 +136,27 @@ class GradientLine:
 
     def columns(self) -> dict[str, torch.Tensor]:
         p = self.profile
-        return {"t": p.t, "phi": p.phi, "phi_d": p.phi_d, "phi_dd": p.phi_dd, "mu": self.mu,
-                "phi_d_exact": p.phi_d_exact, "phi_dd_exact": p.phi_dd_exact, "mu_exact": self.mu_exact}
+        return {
+            "t": p.t,
+            "phi": p.phi,
+            "phi_d": p.phi_d,
+            "phi_dd": p.phi_dd,
+            "mu": self.mu,
+            "phi_d_exact": p.phi_d_exact,
+            "phi_dd_exact": p.phi_dd_exact,
+            "mu_exact": self.mu_exact,
+        }
 
     def scalars(self, radii: list[float]) -> dict[str, float]:
         """phi_dd_at_0, phi_dd_exact_at_0 and, for each radius r, the minima of phi'' and mu
         over |t| <= r (mu is NaN, so left out, below the cutoff), keyed e.g. phi_dd_min_0p1."""
         p = self.profile
-        out = {"probe_grad_norm": self.grad_norm, "phi_dd_at_0": p.phi_dd_at_0,
-               "phi_dd_exact_at_0": p.phi_dd_exact_at_0, "inf_phi": self.inf_phi}
+        out = {
+            "probe_grad_norm": self.grad_norm,
+            "phi_dd_at_0": p.phi_dd_at_0,
+            "phi_dd_exact_at_0": p.phi_dd_exact_at_0,
+            "inf_phi": self.inf_phi,
+        }
         for r in radii:
             inside = p.t.abs() <= r + 1e-12
             out[f"phi_dd_min_{radius_key(r)}"] = _nanmin(p.phi_dd[inside])
@@ -138,8 +165,9 @@ class GradientLine:
         return out
 
 
-def gradient_line(loss_fn, w: torch.Tensor, t: torch.Tensor, h: float, inf_phi: str,
-                  mu_cutoff: float) -> GradientLine | None:
+def gradient_line(
+    loss_fn, w: torch.Tensor, t: torch.Tensor, h: float, inf_phi: str, mu_cutoff: float
+) -> GradientLine | None:
     """Probe L along its normalized gradient at w, in w's dtype. None if the gradient is zero or
     not finite."""
     if inf_phi not in INF_PHI:
@@ -153,9 +181,13 @@ def gradient_line(loss_fn, w: torch.Tensor, t: torch.Tensor, h: float, inf_phi: 
     inf = 0.0 if inf_phi == "zero" else line.phi.min().item()
     keep = beyond_cutoff(line.t, mu_cutoff).to(w.device)
     t_w = line.t.to(device=w.device, dtype=w.dtype)
-    return GradientLine(profile=line, mu=strong_aiming(t_w, line.phi, line.phi_d, inf, keep),
-                        mu_exact=strong_aiming(t_w, line.phi, line.phi_d_exact, inf, keep),
-                        grad_norm=grad_norm, inf_phi=inf)
+    return GradientLine(
+        profile=line,
+        mu=strong_aiming(t_w, line.phi, line.phi_d, inf, keep),
+        mu_exact=strong_aiming(t_w, line.phi, line.phi_d_exact, inf, keep),
+        grad_norm=grad_norm,
+        inf_phi=inf,
+    )
 
 
 def random_directions(n_params: int, k: int, generator: torch.Generator, dtype, device) -> torch.Tensor:
@@ -176,8 +208,9 @@ class HessianSpectrum:
     lanczos_steps: int
 
 
-def lanczos_top_eigenvalues(hvp, n_params: int, k: int, steps: int, generator: torch.Generator,
-                            dtype, device) -> tuple[list[float], int]:
+def lanczos_top_eigenvalues(
+    hvp, n_params: int, k: int, steps: int, generator: torch.Generator, dtype, device
+) -> tuple[list[float], int]:
     """The k largest eigenvalues of the symmetric operator hvp by Lanczos with full
     reorthogonalization; exact once steps reaches the operator's rank."""
     steps = min(steps, n_params)
@@ -205,7 +238,9 @@ def lanczos_top_eigenvalues(hvp, n_params: int, k: int, steps: int, generator: t
     return ritz.flip(0)[:k].tolist(), m
 
 
-def hutchinson_trace(hvp, n_params: int, samples: int, generator: torch.Generator, dtype, device) -> tuple[float, float]:
+def hutchinson_trace(
+    hvp, n_params: int, samples: int, generator: torch.Generator, dtype, device
+) -> tuple[float, float]:
     """tr H ~ mean of z^T H z over Rademacher z; returns (estimate, its standard error)."""
     z = (torch.randint(0, 2, (samples, n_params), generator=generator) * 2 - 1).to(device=device, dtype=dtype)
     quadratic_forms = torch.stack([zi @ hvp(zi) for zi in z]).to(torch.float64)
@@ -213,8 +248,9 @@ def hutchinson_trace(hvp, n_params: int, samples: int, generator: torch.Generato
     return quadratic_forms.mean().item(), error
 
 
-def hessian_spectrum(loss_fn, w: torch.Tensor, k: int, lanczos_steps: int, trace_samples: int,
-                     generator: torch.Generator) -> HessianSpectrum:
+def hessian_spectrum(
+    loss_fn, w: torch.Tensor, k: int, lanczos_steps: int, trace_samples: int, generator: torch.Generator
+) -> HessianSpectrum:
     hvp = hessian_vector_product(loss_fn, w)
     top, steps = lanczos_top_eigenvalues(hvp, w.numel(), k, lanczos_steps, generator, w.dtype, w.device)
     trace, error = hutchinson_trace(hvp, w.numel(), trace_samples, generator, w.dtype, w.device)

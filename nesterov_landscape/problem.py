@@ -1,6 +1,8 @@
 """One job's training problem from its validated config: data, network, initial weights, loss,
 optimizer hyperparameters. Shared by single jobs and stacked (batched) jobs, so both train on
 exactly the same numbers."""
+
+import math
 import time
 import zlib
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ from .config import Config
 from .data import TeacherData, make_teacher_data
 from .mlp import MLPShape, forward, init_params
 from .optimizers import OPTIMIZERS, Optimizer
-from .training import mean_squared_error
+from .training import mean_squared_error, minibatch_gradients, value_and_grad, with_gradient_noise
 
 
 def derive_seed(seed: int, stream: str) -> int:
@@ -71,8 +73,40 @@ def setup_problem(config: Config) -> Problem:
     data_seed = d.seed if d.seed is not None else derive_seed(config.seed, "data")
     model_seed = derive_seed(config.seed, "model")
     data = make_teacher_data(
-        d.n_points, d.input_dim, d.input_dist, MLPShape(d.input_dim, d.teacher_width, d.teacher_depth),
-        d.teacher_activation, d.labels, d.label_noise, torch.Generator().manual_seed(data_seed))
+        d.n_points,
+        d.input_dim,
+        d.input_dist,
+        MLPShape(d.input_dim, d.teacher_width, d.teacher_depth),
+        d.teacher_activation,
+        d.labels,
+        d.label_noise,
+        torch.Generator().manual_seed(data_seed),
+    )
     shape = MLPShape(d.input_dim, m.width, m.depth, m.bias)
     init = init_params(shape, m.init, torch.Generator().manual_seed(model_seed))
     return Problem(config, device, getattr(torch, config.trainer.precision), data, shape, init, data_seed, model_seed)
+
+
+def gradient_estimates(problem: Problem):
+    """The stochastic gradient (mini-batches and/or noise) the updates use, or None for the exact
+    full-batch gradient; and the updates per epoch."""
+    config, dtype, device = problem.config, problem.dtype, problem.device
+    d, trainer = config.data, config.trainer
+    estimate, steps_per_epoch = None, 1
+    if d.batch_size is not None and d.batch_size < d.n_points:
+        x, y = problem.data.x.to(device, dtype), problem.data.y.to(device, dtype)
+
+        def batch_loss(w, indices):
+            prediction = forward(problem.shape, config.model.activation, w, x[indices])
+            return mean_squared_error(config.loss, prediction, y[indices])
+
+        estimate = minibatch_gradients(
+            batch_loss, d.n_points, d.batch_size, torch.Generator().manual_seed(derive_seed(config.seed, "batches"))
+        )
+        steps_per_epoch = math.ceil(d.n_points / d.batch_size)
+    if trainer.noise != "none":
+        generator = torch.Generator(device=device).manual_seed(derive_seed(config.seed, "noise"))
+        estimate = with_gradient_noise(
+            estimate or value_and_grad(problem.loss_in(dtype)), trainer.noise, trainer.noise_sigma, generator
+        )
+    return estimate, steps_per_epoch

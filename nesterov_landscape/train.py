@@ -1,4 +1,5 @@
 """The job: `train(cfg)` wires a validated config to the numerics, the job's files and W&B."""
+
 import json
 import logging
 import math
@@ -19,27 +20,26 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from . import probes
-from .config import Config, ConfigError, GradientLineConfig, HessianConfig, RandomLineConfig, validate
-from .job_files import json_safe, write_csv, write_json
-from .mlp import forward
-from .problem import Problem, compiled, derive_seed, setup_problem
 from . import training
-from .training import TrainResult, mean_squared_error, minibatch_gradients, value_and_grad, with_gradient_noise
-from .wandb_run import log_landscape, start_run
+from .config import Config, ConfigError, validate
+from .job_files import json_safe, write_csv, write_json
+from .job_probes import GRADIENT_LINE_COLUMNS, pl_ratio, probe_gradient_line, probe_hessian, probe_random_lines
+from .problem import compiled, gradient_estimates, setup_problem
+from .training import TrainResult, value_and_grad
+from .wandb_run import start_run
 
 log = logging.getLogger(__name__)
 
 
 def versions() -> dict[str, str]:
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "hydra": hydra.__version__, "wandb": wandb.__version__, "platform": platform.platform()}
-
-
-def t_grid(t_min: float, t_max: float, t_step: float) -> torch.Tensor:
-    """The multiples of t_step in [t_min, t_max], so t = 0 is on the grid whenever in range."""
-    ks = torch.arange(math.ceil(t_min / t_step - 1e-9), math.floor(t_max / t_step + 1e-9) + 1)
-    return ks.to(torch.float64) * t_step
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "hydra": hydra.__version__,
+        "wandb": wandb.__version__,
+        "platform": platform.platform(),
+    }
 
 
 def remove_unstarted_job_dir(output_dir: Path) -> None:
@@ -93,17 +93,33 @@ def train(cfg: DictConfig, trained: TrainResult | None = None) -> dict[str, Any]
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)
     if config.trainer.resume and (done := finished_summary(output_dir, resolved)) is not None:
-        log.info("%s already holds a %s run of this config; skipping it (trainer.resume=false reruns)",
-                 output_dir, done["status"])
+        log.info(
+            "%s already holds a %s run of this config; skipping it (trainer.resume=false reruns)",
+            output_dir,
+            done["status"],
+        )
         return done
     group = config.logger.group or (Path(job["sweep_dir"]).as_posix().replace("/", "_") if job["multirun"] else None)
     run, wandb_mode = start_run(
-        config.logger.mode, config.logger.init_timeout, dir=str(output_dir), project=config.logger.project,
-        entity=config.logger.entity, group=group, job_type=config.logger.job_type,
-        tags=list(config.logger.tags), name=job["override_dirname"] or None, config=resolved)
-    summary: dict[str, Any] = {"status": "running", "seed": config.seed, "config": resolved,
-                               "versions": versions(), "job": job,
-                               "wandb": {"mode": wandb_mode, "id": run.id, "group": group}}
+        config.logger.mode,
+        config.logger.init_timeout,
+        dir=str(output_dir),
+        project=config.logger.project,
+        entity=config.logger.entity,
+        group=group,
+        job_type=config.logger.job_type,
+        tags=list(config.logger.tags),
+        name=job["override_dirname"] or None,
+        config=resolved,
+    )
+    summary: dict[str, Any] = {
+        "status": "running",
+        "seed": config.seed,
+        "config": resolved,
+        "versions": versions(),
+        "job": job,
+        "wandb": {"mode": wandb_mode, "id": run.id, "group": group},
+    }
     try:
         summary.update(run_experiment(config, output_dir, run, trained))
         write_json(output_dir / "summary.json", summary)
@@ -114,8 +130,13 @@ def train(cfg: DictConfig, trained: TrainResult | None = None) -> dict[str, Any]
         run.finish(exit_code=1)
         raise
     run.finish()
-    log.info("%s: final loss %.3e after %d epochs; files in %s", summary["status"], summary["final_loss"],
-             summary["epochs_run"], output_dir)
+    log.info(
+        "%s: final loss %.3e after %d epochs; files in %s",
+        summary["status"],
+        summary["final_loss"],
+        summary["epochs_run"],
+        output_dir,
+    )
     return summary
 
 
@@ -135,8 +156,7 @@ def run_experiment(config: Config, output_dir: Path, run: Any, trained: TrainRes
     def on_record(row: dict[str, float]) -> None:
         if "pl" in probes:
             row["pl_ratio"] = pl_ratio(row["loss"], row["grad_norm"], probes["pl"].inf_loss)
-        run.log({"epoch": row["epoch"], **{f"train/{k}": v for k, v in row.items() if k != "epoch"}},
-                step=row["epoch"])
+        run.log({"epoch": row["epoch"], **{f"train/{k}": v for k, v in row.items() if k != "epoch"}}, step=row["epoch"])
         bar.update(row["epoch"] - bar.n)
         bar.set_postfix(loss=f"{row['loss']:.3e}", refresh=False)
         if row["epoch"] % log_stride == 0 or row["epoch"] == epochs or not math.isfinite(row["loss"]):
@@ -148,16 +168,33 @@ def run_experiment(config: Config, output_dir: Path, run: Any, trained: TrainRes
     line_config = probes.get("gradient_line")
     compile_seconds = 0.0
     if trained is None:
-        log.info("training %s (%d weights, %s, %s) with %s for %d epochs", config.model.name, shape.n_params,
-                 config.trainer.precision, device, config.optimizer.name, epochs)
+        log.info(
+            "training %s (%d weights, %s, %s) with %s for %d epochs",
+            config.model.name,
+            shape.n_params,
+            config.trainer.precision,
+            device,
+            config.optimizer.name,
+            epochs,
+        )
         loss_fn = problem.loss_in(dtype)
         if config.trainer.compile:
             loss_fn, compile_seconds = compiled(loss_fn, problem.init.to(device, dtype))
             log.info("compiled the loss in %.1f s", compile_seconds)
         with logging_redirect_tqdm():  # log lines print above the bar, not through it
-            result = training.train(value_and_grad(loss_fn), problem.init.to(device, dtype),
-                                    problem.optimizer, hyperparams, epochs, config.trainer.log_every, on_record,
-                                    estimate, steps_per_epoch, line_config.every if line_config else 0, on_checkpoint)
+            result = training.train(
+                value_and_grad(loss_fn),
+                problem.init.to(device, dtype),
+                problem.optimizer,
+                hyperparams,
+                epochs,
+                config.trainer.log_every,
+                on_record,
+                estimate,
+                steps_per_epoch,
+                line_config.every if line_config else 0,
+                on_checkpoint,
+            )
     else:
         log.info("trained stacked with %d other jobs of the same shape", trained.stacked_with)
         result, compile_seconds = trained, trained.compile_seconds
@@ -167,14 +204,22 @@ def run_experiment(config: Config, output_dir: Path, run: Any, trained: TrainRes
     columns = list(result.history[0])
     write_csv(output_dir / "history.csv", columns, ([r.get(c) for c in columns] for r in result.history))
     out: dict[str, Any] = {
-        "status": result.status, "final_loss": result.history[-1]["loss"],
-        "final_grad_norm": result.history[-1]["grad_norm"], "epochs_run": result.epochs_run,
+        "status": result.status,
+        "final_loss": result.history[-1]["loss"],
+        "final_grad_norm": result.history[-1]["grad_norm"],
+        "epochs_run": result.epochs_run,
         "diverged_at_epoch": result.epochs_run if result.status == "diverged" else None,
-        "data_seed": problem.data_seed, "model_seed": problem.model_seed, "n_params": shape.n_params,
-        "raw_label_std": problem.data.raw_label_std, "precision": config.trainer.precision,
-        "device": str(device), "threads": torch.get_num_threads(), "train_seconds": result.seconds,
+        "data_seed": problem.data_seed,
+        "model_seed": problem.model_seed,
+        "n_params": shape.n_params,
+        "raw_label_std": problem.data.raw_label_std,
+        "precision": config.trainer.precision,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "train_seconds": result.seconds,
         "compile_seconds": compile_seconds,
-        "stacked_with": result.stacked_with, "optimizer_hyperparams": vars(hyperparams),
+        "stacked_with": result.stacked_with,
+        "optimizer_hyperparams": vars(hyperparams),
         "steps_per_epoch": steps_per_epoch,
     }
     if "pl" in probes:
@@ -188,103 +233,10 @@ def run_experiment(config: Config, output_dir: Path, run: Any, trained: TrainRes
         if landscape_rows:
             write_csv(output_dir / "landscape.csv", ["epoch", *GRADIENT_LINE_COLUMNS], landscape_rows)
     if "random_line" in probes:
-        out |= probe_random_lines(probes["random_line"], loss_in, params, dtype, config.seed, output_dir,
-                                  out.get("phi_dd_exact_at_0"))
+        out |= probe_random_lines(
+            probes["random_line"], loss_in, params, dtype, config.seed, output_dir, out.get("phi_dd_exact_at_0")
+        )
     if "hessian" in probes:
         out |= probe_hessian(probes["hessian"], loss_in, params, dtype, config.seed, output_dir)
     out["probe_seconds"] = time.perf_counter() - start
-    return out
-
-
-def gradient_estimates(problem: Problem):
-    """The stochastic gradient (mini-batches and/or noise) the updates use, or None for the exact
-    full-batch gradient; and the updates per epoch."""
-    config, dtype, device = problem.config, problem.dtype, problem.device
-    d, trainer = config.data, config.trainer
-    estimate, steps_per_epoch = None, 1
-    if d.batch_size is not None and d.batch_size < d.n_points:
-        x, y = problem.data.x.to(device, dtype), problem.data.y.to(device, dtype)
-
-        def batch_loss(w, indices):
-            prediction = forward(problem.shape, config.model.activation, w, x[indices])
-            return mean_squared_error(config.loss, prediction, y[indices])
-
-        estimate = minibatch_gradients(batch_loss, d.n_points, d.batch_size,
-                                       torch.Generator().manual_seed(derive_seed(config.seed, "batches")))
-        steps_per_epoch = math.ceil(d.n_points / d.batch_size)
-    if trainer.noise != "none":
-        generator = torch.Generator(device=device).manual_seed(derive_seed(config.seed, "noise"))
-        estimate = with_gradient_noise(estimate or value_and_grad(problem.loss_in(dtype)), trainer.noise,
-                                       trainer.noise_sigma, generator)
-    return estimate, steps_per_epoch
-
-
-def pl_ratio(loss: float, grad_norm: float, inf_loss: float) -> float:
-    """|grad L|^2 / (2 (L - inf L)): bounded below by mu wherever L satisfies a mu-PL inequality."""
-    gap = loss - inf_loss
-    return grad_norm**2 / (2 * gap) if gap > 0 else math.nan
-
-
-GRADIENT_LINE_COLUMNS = ["t", "phi", "phi_d", "phi_dd", "mu", "phi_d_exact", "phi_dd_exact", "mu_exact"]
-
-
-def probe_precision(precision: str | None, train_dtype: torch.dtype) -> torch.dtype:
-    return getattr(torch, precision) if precision else train_dtype
-
-
-def probe_gradient_line(probe: GradientLineConfig, loss_in, params: torch.Tensor, train_dtype: torch.dtype,
-                        run: Any, epoch: int, landscape_rows: list[list[float]]) -> dict[str, Any]:
-    """The gradient-line probe at `params` (after `epoch` epochs): appends its grid to
-    landscape_rows, logs a W&B table, returns the summary scalars."""
-    dtype = probe_precision(probe.precision, train_dtype)
-    line = probes.gradient_line(loss_in(dtype), params.to(dtype), t_grid(probe.t_min, probe.t_max, probe.t_step),
-                                probe.h, probe.inf_phi, probe.mu_cutoff)
-    out: dict[str, Any] = {"probe_precision": str(dtype).removeprefix("torch.")}
-    if line is None:
-        log.warning("gradient_line probe at epoch %d skipped: the gradient is zero or not finite", epoch)
-        return out | {"probe_status": "skipped: zero or non-finite gradient"}
-    columns = {name: values.cpu().tolist() for name, values in line.columns().items()}
-    landscape_rows.extend([epoch, *row] for row in zip(*columns.values()))
-    log_landscape(run, {k: columns[k] for k in ("t", "phi", "phi_dd", "mu")}, epoch)
-    return out | {"probe_status": "completed"} | line.scalars(probe.radii)
-
-
-def probe_random_lines(probe: RandomLineConfig, loss_in, params: torch.Tensor, train_dtype: torch.dtype,
-                       seed: int, output_dir: Path, gradient_curvature: float | None) -> dict[str, Any]:
-    """phi'' along random unit directions, for contrast with the gradient direction."""
-    dtype = probe_precision(probe.precision, train_dtype)
-    generator = torch.Generator().manual_seed(probe.seed if probe.seed is not None else derive_seed(seed, "random_line"))
-    directions = probes.random_directions(params.numel(), probe.directions, generator, dtype, params.device)
-    lines = probes.random_lines(loss_in(dtype), params.to(dtype), directions,
-                                t_grid(probe.t_min, probe.t_max, probe.t_step), probe.h)
-    rows = [[k, *row] for k, line in enumerate(lines) for row in zip(
-        *(v.cpu().tolist() for v in (line.t, line.phi, line.phi_d, line.phi_dd, line.phi_d_exact, line.phi_dd_exact)))]
-    write_csv(output_dir / "landscape_random.csv",
-              ["direction", "t", "phi", "phi_d", "phi_dd", "phi_d_exact", "phi_dd_exact"], rows)
-    curvatures = torch.tensor([line.phi_dd_exact_at_0 for line in lines], dtype=torch.float64)
-    out = {"random_line_precision": str(dtype).removeprefix("torch."),
-           "random_phi_dd_exact_at_0_median": curvatures.median().item(),
-           "random_phi_dd_exact_at_0_min": curvatures.min().item(),
-           "random_phi_dd_exact_at_0_max": curvatures.max().item()}
-    if gradient_curvature is not None:
-        out["gradient_over_random_curvature"] = gradient_curvature / out["random_phi_dd_exact_at_0_median"]
-    return out
-
-
-def probe_hessian(probe: HessianConfig, loss_in, params: torch.Tensor, train_dtype: torch.dtype, seed: int,
-                  output_dir: Path) -> dict[str, Any]:
-    dtype = probe_precision(probe.precision, train_dtype)
-    loss = loss_in(dtype)
-    weights = params.to(dtype)
-    generator = torch.Generator().manual_seed(probe.seed if probe.seed is not None else derive_seed(seed, "hessian"))
-    spectrum = probes.hessian_spectrum(loss, weights, probe.top_k, probe.lanczos_steps, probe.trace_samples,
-                                       generator)
-    write_csv(output_dir / "hessian.csv", ["rank", "eigenvalue"], enumerate(spectrum.top_eigenvalues, start=1))
-    grad = probes.gradient_at(loss, weights)
-    gradient_curvature = probes.directional_curvature(loss, weights, grad / grad.norm())
-    out = {"hessian_precision": str(dtype).removeprefix("torch."), "hessian_lanczos_steps": spectrum.lanczos_steps,
-           "hessian_trace": spectrum.trace, "hessian_trace_std_error": spectrum.trace_std_error,
-           "hessian_lambda_max": spectrum.top_eigenvalues[0],
-           "phi_dd_over_lambda_max": gradient_curvature / spectrum.top_eigenvalues[0]}
-    out |= {f"hessian_eig_{i}": value for i, value in enumerate(spectrum.top_eigenvalues, start=1)}
     return out

@@ -1,5 +1,6 @@
 """Training of a flat weight vector with a pure optimizer update rule: full-batch gradients, or
 mini-batch and/or noisy gradient estimates."""
+
 import math
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ def value_and_grad(loss_fn: Callable[[torch.Tensor], torch.Tensor]) -> LossAndGr
         loss = loss_fn(params)
         (grad,) = torch.autograd.grad(loss, params)
         return loss.detach(), grad
+
     return evaluate
 
 
@@ -45,6 +47,7 @@ def with_gradient_noise(loss_and_grad: LossAndGrad, kind: str, sigma: float, gen
         xi = torch.randn(grad.shape, generator=generator, dtype=grad.dtype, device=grad.device)
         scale = sigma if kind == "additive" else sigma * grad.norm()
         return loss, grad + scale * xi / math.sqrt(grad.numel())
+
     return evaluate
 
 
@@ -116,8 +119,12 @@ def train(
         epoch += 1
 
 
-def minibatch_gradients(batch_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n_points: int,
-                        batch_size: int, generator: torch.Generator) -> LossAndGrad:
+def minibatch_gradients(
+    batch_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    n_points: int,
+    batch_size: int,
+    generator: torch.Generator,
+) -> LossAndGrad:
     """Gradients of batch_loss(params, indices) over successive mini-batches of a fresh random
     permutation per pass; ceil(n_points / batch_size) calls make one pass (one epoch)."""
     order, position = torch.empty(0, dtype=torch.long), n_points
@@ -129,6 +136,7 @@ def minibatch_gradients(batch_loss: Callable[[torch.Tensor, torch.Tensor], torch
         indices = order[position : position + batch_size]
         position += batch_size
         return value_and_grad(lambda w: batch_loss(w, indices))(params)
+
     return evaluate
 
 
@@ -175,5 +183,7 @@ def train_stacked(
         params = stepped if statuses.count("completed") == runs else torch.where(active.unsqueeze(1), stepped, params)
         epoch += 1
     share = (time.perf_counter() - start) / runs
-    return [TrainResult(params[run].detach(), statuses[run], epochs_run[run], histories[run], share, runs - 1)
-            for run in range(runs)]
+    return [
+        TrainResult(params[run].detach(), statuses[run], epochs_run[run], histories[run], share, runs - 1)
+        for run in range(runs)
+    ]

@@ -1,4 +1,5 @@
 """One W&B run per job: offline by default, online with a bounded, non-interactive start."""
+
 import logging
 import netrc
 import os
@@ -38,14 +39,14 @@ def start_run(mode: str, init_timeout: float, **init_kwargs: Any) -> tuple[Any, 
         reason = "no credentials: run `wandb login` or set WANDB_API_KEY"
         if has_credentials():
             try:
-                run = wandb.init(mode="online", settings=wandb.Settings(init_timeout=init_timeout, silent=True),
-                                 **init_kwargs)
+                run = wandb.init(
+                    mode="online", settings=wandb.Settings(init_timeout=init_timeout, silent=True), **init_kwargs
+                )
                 log.info("W&B run online at %s", run.url)
                 return run, "online"
             except Exception as error:  # wandb raises UsageError, CommError, TimeoutError, ...
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        log.warning("W&B online mode failed (%s); logging offline instead, upload later with `wandb sync`",
-                    reason)
+        log.warning("W&B online mode failed (%s); logging offline instead, upload later with `wandb sync`", reason)
         mode = "offline"
     return wandb.init(mode=mode, **init_kwargs), mode
 
@@ -54,8 +55,11 @@ def log_landscape(run: Any, columns: dict[str, list[float]], step: int) -> None:
     """The probe's grid as a W&B table with line plots of phi, phi'' and mu against t."""
     names = list(columns)
     table = wandb.Table(columns=names, data=[list(row) for row in zip(*columns.values())])
-    titles = {"phi": "phi(t) = L(w + t g)", "phi_dd": "phi''(t), central differences",
-              "mu": "strong-aiming mu(t)"}
-    run.log({"landscape/table": table,
-             **{f"landscape/{y}": wandb.plot.line(table, "t", y, title=title) for y, title in titles.items()}},
-            step=step)
+    titles = {"phi": "phi(t) = L(w + t g)", "phi_dd": "phi''(t), central differences", "mu": "strong-aiming mu(t)"}
+    run.log(
+        {
+            "landscape/table": table,
+            **{f"landscape/{y}": wandb.plot.line(table, "t", y, title=title) for y, title in titles.items()},
+        },
+        step=step,
+    )

@@ -1,4 +1,5 @@
 """Shared by the tests: the config folder, a tiny job, and the command line as users run it."""
+
 import os
 import subprocess
 import sys
@@ -14,8 +15,16 @@ from nesterov_landscape.config import register_configs
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 # Small enough that a job takes about a second; every test job starts from these.
-TINY = ["model.depth=2", "model.width=8", "data.n_points=16", "data.input_dim=3", "data.teacher_depth=1",
-        "data.teacher_width=4", "trainer.epochs=20", "trainer.log_every=5"]
+TINY = [
+    "model.depth=2",
+    "model.width=8",
+    "data.n_points=16",
+    "data.input_dim=3",
+    "data.teacher_depth=1",
+    "data.teacher_width=4",
+    "trainer.epochs=20",
+    "trainer.log_every=5",
+]
 
 register_configs()
 
@@ -38,5 +47,11 @@ def compose_job(overrides: list[str], output_dir: Path):
 def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m nesterov_landscape ARGS` as a user runs it."""
     full_env = {**os.environ, "WANDB_SILENT": "true", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "nesterov_landscape", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "nesterov_landscape", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

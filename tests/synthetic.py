@@ -1,4 +1,5 @@
 """Job folders in the harness's file format, written by hand, for analysis tests and benchmarks."""
+
 import json
 import math
 from pathlib import Path
@@ -8,7 +9,8 @@ import yaml
 
 def job_config(width: int, seed: int, momentum: float = 0.99) -> dict:
     return {
-        "seed": seed, "loss": "half_mse",
+        "seed": seed,
+        "loss": "half_mse",
         "model": {"name": "mlp", "depth": 2, "width": width, "activation": "tanh", "bias": True, "init": "pytorch"},
         "data": {"name": "teacher", "n_points": 16, "seed": None},
         "optimizer": {"name": "nag", "lr": 0.005, "momentum": momentum},
@@ -29,9 +31,16 @@ def decaying_history(rate: float, epochs: int = 1000, every: int = 10, diverge_a
     return rows
 
 
-def write_job(job_dir: Path, config: dict, overrides: list[str], summary: dict | None = None,
-              history: list[tuple] | None = None, landscape_curvature: float | None = None,
-              final_loss_for_mu: float = 1e-10, landscape_points: int = 10) -> Path:
+def write_job(
+    job_dir: Path,
+    config: dict,
+    overrides: list[str],
+    summary: dict | None = None,
+    history: list[tuple] | None = None,
+    landscape_curvature: float | None = None,
+    final_loss_for_mu: float = 1e-10,
+    landscape_points: int = 10,
+) -> Path:
     (job_dir / ".hydra").mkdir(parents=True)
     (job_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
@@ -39,7 +48,8 @@ def write_job(job_dir: Path, config: dict, overrides: list[str], summary: dict |
         (job_dir / "summary.json").write_text(json.dumps({"config": config, "seed": config["seed"], **summary}))
     if history is not None:
         (job_dir / "history.csv").write_text(
-            "epoch,loss,grad_norm\n" + "".join(f"{e},{loss!r},{g!r}\n" for e, loss, g in history))
+            "epoch,loss,grad_norm\n" + "".join(f"{e},{loss!r},{g!r}\n" for e, loss, g in history)
+        )
     if landscape_curvature is not None:
         lines = ["t,phi,phi_d,phi_dd,mu"]
         for k in range(-landscape_points, landscape_points + 1):
@@ -57,5 +67,13 @@ def write_multirun_yaml(sweep_dir: Path, task_overrides: list[str]) -> None:
 
 
 def completed_summary(final_loss: float, phi_dd_min: float, mu_min: float) -> dict:
-    return {"status": "completed", "final_loss": final_loss, "epochs_run": 1000, "phi_dd_at_0": phi_dd_min + 1,
-            "phi_dd_min_0p1": phi_dd_min, "mu_min_0p1": mu_min, "mu_min_1": mu_min / 2, "train_seconds": 1.0}
+    return {
+        "status": "completed",
+        "final_loss": final_loss,
+        "epochs_run": 1000,
+        "phi_dd_at_0": phi_dd_min + 1,
+        "phi_dd_min_0p1": phi_dd_min,
+        "mu_min_0p1": mu_min,
+        "mu_min_1": mu_min / 2,
+        "train_seconds": 1.0,
+    }

@@ -1,4 +1,5 @@
 """multirun_analysis on a hand-built sweep (exact expected numbers) and on a real small multirun."""
+
 import math
 import subprocess
 import sys
@@ -28,8 +29,12 @@ def synthetic(tmp_path):
     cfg = lambda w, s: (job_config(w, s), [f"model.width={w}", f"seed={s}"])  # noqa: E731
     write_job(dirs[8, 0], *cfg(8, 0), completed_summary(1e-10, 2.0, 1.0), decaying_history(1 / 100), 2.0)
     write_job(dirs[8, 1], *cfg(8, 1), completed_summary(1e-11, -0.5, 0.5), decaying_history(1 / 50), -0.5)
-    write_job(dirs[8, 2], *cfg(8, 2), {"status": "diverged", "final_loss": None, "epochs_run": 410},
-              decaying_history(1 / 100, diverge_after=400))
+    write_job(
+        dirs[8, 2],
+        *cfg(8, 2),
+        {"status": "diverged", "final_loss": None, "epochs_run": 410},
+        decaying_history(1 / 100, diverge_after=400),
+    )
     write_job(dirs[8, 3], *cfg(8, 3))
     write_job(dirs[16, 0], *cfg(16, 0), completed_summary(1e-9, 3.0, 2.0), decaying_history(1 / 100), 3.0)
     write_job(dirs[16, 1], *cfg(16, 1), {"status": "failed", "error": "OSError: disk full"})
@@ -72,8 +77,18 @@ def test_counts_and_aggregates_match_hand_computed_values(synthetic):
 def test_every_output_is_written(synthetic):
     tmp_path, sweeps, _ = synthetic
     write_report(load_sweeps(sweeps), tmp_path / "out")
-    for name in ["runs.csv", "summary.csv", "summary.md", "summary.tex", "metrics.csv", "report.md",
-                 "loss_curves.png", "loss_curves.pdf", "landscape.png", "final_loss_vs_model_width.png"]:
+    for name in [
+        "runs.csv",
+        "summary.csv",
+        "summary.md",
+        "summary.tex",
+        "metrics.csv",
+        "report.md",
+        "loss_curves.png",
+        "loss_curves.pdf",
+        "landscape.png",
+        "final_loss_vs_model_width.png",
+    ]:
         assert (tmp_path / "out" / name).stat().st_size > 0, name
     report = (tmp_path / "out" / "report.md").read_text()
     assert "summary.tex" in report and "landscape.png" in report and "OSError: disk full" in report
@@ -83,8 +98,12 @@ def test_every_output_is_written(synthetic):
 def test_new_metrics_and_keys_need_no_code(tmp_path):
     sweep = tmp_path / "s"
     for num, momentum in enumerate([0.9, 0.99]):
-        write_job(sweep / str(num), job_config(8, 0, momentum), [f"optimizer.momentum={momentum}"],
-                  completed_summary(1e-10, 1.0, 1.0) | {"brand_new_metric": 7.0 + num})
+        write_job(
+            sweep / str(num),
+            job_config(8, 0, momentum),
+            [f"optimizer.momentum={momentum}"],
+            completed_summary(1e-10, 1.0, 1.0) | {"brand_new_metric": 7.0 + num},
+        )
     write_report(load_sweeps([sweep]), tmp_path / "out")
     medians = pd.read_csv(tmp_path / "out" / "metrics.csv")
     assert list(medians["optimizer.momentum"]) == [0.9, 0.99] and list(medians["brand_new_metric"]) == [7.0, 8.0]
@@ -101,8 +120,13 @@ def test_by_option_and_bad_input(synthetic, capsys):
 
 
 def test_wandb_source_without_network_fails_clearly(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "multirun_analysis", "--wandb", "someone/project", "--group", "g"],
-                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "multirun_analysis", "--wandb", "someone/project", "--group", "g"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert result.stderr.startswith("error: cannot read W&B runs of someone/project") and result.stderr.count("\n") == 1
 
@@ -112,14 +136,26 @@ def test_make_analysis_on_a_real_multirun(tmp_path):
     sweep = tmp_path / "sweep"
     result = run_cli(*TINY, "model.width=4,8", "seed=0,1", f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    made = subprocess.run(["make", "-s", "analysis", f"SWEEP={sweep}"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    made = subprocess.run(
+        ["make", "-s", "analysis", f"SWEEP={sweep}"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert made.returncode == 0, made.stderr
     assert "model.width" in made.stdout
     out = sweep / "analysis"
-    for name in ["runs.csv", "summary.csv", "summary.md", "summary.tex", "metrics.csv", "report.md",
-                 "loss_curves.png", "loss_curves.pdf", "landscape.png", "landscape.pdf",
-                 "final_loss_vs_model_width.png", "final_loss_vs_model_width.pdf"]:
+    for name in [
+        "runs.csv",
+        "summary.csv",
+        "summary.md",
+        "summary.tex",
+        "metrics.csv",
+        "report.md",
+        "loss_curves.png",
+        "loss_curves.pdf",
+        "landscape.png",
+        "landscape.pdf",
+        "final_loss_vs_model_width.png",
+        "final_loss_vs_model_width.pdf",
+    ]:
         assert (out / name).stat().st_size > 0, name
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["model.width"]) == [4, 8] and list(summary["completed"]) == [2, 2]
@@ -132,10 +168,18 @@ def test_a_running_sweep_over_config_groups(tmp_path):
     write_multirun_yaml(sweep, ["optimizer=nag,adam", "seed=0,1"])
     for num, (name, seed) in enumerate([("nag", 0), ("nag", 1), ("adam", 0)]):
         config = job_config(8, seed)
-        config["optimizer"] = {"name": "nag", "lr": 0.005, "momentum": 0.99} if name == "nag" else \
-            {"name": "adam", "lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
-        write_job(sweep / str(num), config, [f"optimizer={name}", f"seed={seed}"],
-                  completed_summary(1e-10, 1.0, 1.0), decaying_history(1 / 100))
+        config["optimizer"] = (
+            {"name": "nag", "lr": 0.005, "momentum": 0.99}
+            if name == "nag"
+            else {"name": "adam", "lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
+        )
+        write_job(
+            sweep / str(num),
+            config,
+            [f"optimizer={name}", f"seed={seed}"],
+            completed_summary(1e-10, 1.0, 1.0),
+            decaying_history(1 / 100),
+        )
     write_report(load_sweeps([sweep]), tmp_path / "out")
     summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("optimizer.name")
     assert list(summary.columns[:5]) == ["runs", "completed", "diverged", "failed", "missing"]

@@ -1,4 +1,5 @@
 """Stacked training gives each run what it gets alone: the numerics, and the batched launcher end to end."""
+
 import json
 
 import pytest
@@ -17,64 +18,102 @@ RTOL = 1e-10
 
 
 def configs(*overrides_per_job):
-    return [validate(compose_config([*TINY, "trainer.precision=float64", *o]), cuda_available=False)
-            for o in overrides_per_job]
+    return [
+        validate(compose_config([*TINY, "trainer.precision=float64", *o]), cuda_available=False)
+        for o in overrides_per_job
+    ]
 
 
 def alone(config):
     problem = setup_problem(config)
-    return train(value_and_grad(problem.loss_in(problem.dtype)), problem.init.to(problem.dtype), problem.optimizer,
-                 problem.hyperparams(), config.trainer.epochs, config.trainer.log_every)
+    return train(
+        value_and_grad(problem.loss_in(problem.dtype)),
+        problem.init.to(problem.dtype),
+        problem.optimizer,
+        problem.hyperparams(),
+        config.trainer.epochs,
+        config.trainer.log_every,
+    )
 
 
 @pytest.mark.parametrize("optimizer", ["nag", "heavy_ball", "gd", "nag_scheme", "agnes", "adam"])
 def test_stacked_runs_equal_separate_runs(optimizer):
-    jobs = configs([f"optimizer={optimizer}", "seed=0"], [f"optimizer={optimizer}", "seed=1"],
-                   [f"optimizer={optimizer}", "seed=2", "data.seed=5"])
+    jobs = configs(
+        [f"optimizer={optimizer}", "seed=0"],
+        [f"optimizer={optimizer}", "seed=1"],
+        [f"optimizer={optimizer}", "seed=2", "data.seed=5"],
+    )
     assert len({stack_signature(c) for c in jobs}) == 1
     for stacked, config in zip(train_together(jobs), jobs):
         single = alone(config)
         assert stacked.status == single.status and stacked.epochs_run == single.epochs_run
         assert [r["epoch"] for r in stacked.history] == [r["epoch"] for r in single.history]
-        torch.testing.assert_close(torch.tensor([r["loss"] for r in stacked.history]),
-                                   torch.tensor([r["loss"] for r in single.history]), rtol=RTOL, atol=0)
+        torch.testing.assert_close(
+            torch.tensor([r["loss"] for r in stacked.history]),
+            torch.tensor([r["loss"] for r in single.history]),
+            rtol=RTOL,
+            atol=0,
+        )
         torch.testing.assert_close(stacked.params, single.params, rtol=RTOL, atol=1e-14)
 
 
 def test_a_diverging_member_does_not_poison_the_others():
-    jobs = configs(["optimizer.lr=0.005", "seed=0", "trainer.epochs=200"], ["optimizer.lr=10", "seed=0", "trainer.epochs=200"],
-                   ["optimizer.lr=0.01", "seed=1", "trainer.epochs=200"])
+    jobs = configs(
+        ["optimizer.lr=0.005", "seed=0", "trainer.epochs=200"],
+        ["optimizer.lr=10", "seed=0", "trainer.epochs=200"],
+        ["optimizer.lr=0.01", "seed=1", "trainer.epochs=200"],
+    )
     stacked = train_together(jobs)
     assert [r.status for r in stacked] == ["completed", "diverged", "completed"]
     for result, config in zip(stacked, jobs):
         single = alone(config)
         assert result.status == single.status and result.epochs_run == single.epochs_run
-        torch.testing.assert_close(torch.tensor([r["loss"] for r in result.history]),
-                                   torch.tensor([r["loss"] for r in single.history]), rtol=RTOL, atol=0,
-                                   equal_nan=True)
+        torch.testing.assert_close(
+            torch.tensor([r["loss"] for r in result.history]),
+            torch.tensor([r["loss"] for r in single.history]),
+            rtol=RTOL,
+            atol=0,
+            equal_nan=True,
+        )
 
 
 def test_only_shape_keeping_values_stack():
     base = configs([])[0]
-    assert stack_signature(base) == stack_signature(configs(["seed=3", "optimizer.lr=0.1", "data.label_noise=0.1",
-                                                              "probe=[hessian]", "logger.mode=disabled"])[0])
-    for different in (["model.width=9"], ["model.depth=3"], ["optimizer=heavy_ball"], ["trainer.epochs=21"],
-                      ["trainer.precision=float32"]):
+    assert stack_signature(base) == stack_signature(
+        configs(["seed=3", "optimizer.lr=0.1", "data.label_noise=0.1", "probe=[hessian]", "logger.mode=disabled"])[0]
+    )
+    for different in (
+        ["model.width=9"],
+        ["model.depth=3"],
+        ["optimizer=heavy_ball"],
+        ["trainer.epochs=21"],
+        ["trainer.precision=float32"],
+    ):
         assert stack_signature(configs(different)[0]) != stack_signature(base), different
-    for alone_only in (["data.batch_size=4"], ["trainer.noise=additive", "trainer.noise_sigma=0.1"],
-                       ["probe.gradient_line.every=5"]):
+    for alone_only in (
+        ["data.batch_size=4"],
+        ["trainer.noise=additive", "trainer.noise_sigma=0.1"],
+        ["probe.gradient_line.every=5"],
+    ):
         assert stack_signature(configs(alone_only)[0]) is None
 
 
 @pytest.mark.slow
 def test_batched_launcher_gives_each_job_what_a_separate_job_gets(tmp_path):
-    sweep = ["trainer.precision=float64", "trainer.epochs=100", "probe.gradient_line.t_step=0.25", "seed=0,1",
-             "optimizer.lr=0.005,10", "data.batch_size=null,8"]
+    sweep = [
+        "trainer.precision=float64",
+        "trainer.epochs=100",
+        "probe.gradient_line.t_step=0.25",
+        "seed=0,1",
+        "optimizer.lr=0.005,10",
+        "data.batch_size=null,8",
+    ]
     results = {}
     for launcher in ("basic", "batched"):
         out = tmp_path / launcher
-        result = run_cli(*TINY, *sweep, f"hydra/launcher={launcher}", f"hydra.sweep.dir={out}", "--multirun",
-                         cwd=tmp_path)
+        result = run_cli(
+            *TINY, *sweep, f"hydra/launcher={launcher}", f"hydra.sweep.dir={out}", "--multirun", cwd=tmp_path
+        )
         assert result.returncode == 0, result.stderr
         results[launcher] = [json.loads((out / str(n) / "summary.json").read_text()) for n in range(8)]
         for n in range(8):

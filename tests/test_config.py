@@ -1,4 +1,5 @@
 """Composition of every config option and preset, and the one-line errors for bad values."""
+
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -50,8 +51,9 @@ def test_paper_preset_holds_the_choices_that_reproduce_figure_3():
 
 
 def test_preset_wins_over_command_line_defaults_but_not_over_overrides():
-    c = validate(compose_config(["experiment=gupta2025_fig3", "optimizer.momentum=0.9", "model.width=20"]),
-                 cuda_available=False)
+    c = validate(
+        compose_config(["experiment=gupta2025_fig3", "optimizer.momentum=0.9", "model.width=20"]), cuda_available=False
+    )
     assert (c.optimizer.momentum, c.model.width, c.model.depth) == (0.9, 20, 10)
 
 
@@ -105,8 +107,10 @@ def test_cli_rejects_bad_input_with_one_line_and_no_files(override, key, allowed
     assert list(tmp_path.iterdir()) == []  # no output folder, no summary, no W&B run
 
 
-@pytest.mark.parametrize("override,key", [("optimizer.lr=abc", "optimizer.lr"), ("model.widht=3", "model.widht"),
-                                          ("optimizer=nope", "optimizer/nope")])
+@pytest.mark.parametrize(
+    "override,key",
+    [("optimizer.lr=abc", "optimizer.lr"), ("model.widht=3", "model.widht"), ("optimizer=nope", "optimizer/nope")],
+)
 def test_cli_type_errors_and_typos_fail_while_composing(override, key, tmp_path):
     """Hydra itself rejects these before any job starts; its message names the key."""
     result = run_cli(override, cwd=tmp_path)

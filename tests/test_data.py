@@ -8,8 +8,18 @@ TEACHER = MLPShape(input_dim=12, width=20, depth=7)
 
 
 def draw(seed=0, **kwargs):
-    args = dict(n_points=100, input_dim=12, input_dist="normal", teacher=TEACHER, teacher_activation="tanh",
-                labels="standardize", label_noise=0.0) | kwargs
+    args = (
+        dict(
+            n_points=100,
+            input_dim=12,
+            input_dist="normal",
+            teacher=TEACHER,
+            teacher_activation="tanh",
+            labels="standardize",
+            label_noise=0.0,
+        )
+        | kwargs
+    )
     return make_teacher_data(**args, generator=torch.Generator().manual_seed(seed))
 
 

@@ -1,4 +1,5 @@
 """Real sweeps through `python -m nesterov_landscape --multirun`, as a user runs them."""
+
 import csv
 import json
 import os
@@ -24,8 +25,9 @@ def wandb_history(job_dir):
     """The history logged to the job's offline W&B run, read back with `wandb leet inspect --json`."""
     (run_dir,) = job_dir.glob("wandb/offline-run-*")
     wandb_cli = shutil.which("wandb", path=str(ROOT / ".venv" / "bin")) or shutil.which("wandb")
-    out = subprocess.run([wandb_cli, "leet", "inspect", "--json", str(run_dir)], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [wandb_cli, "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True, check=True
+    ).stdout
     records = [json.loads(line) for line in out.splitlines() if line.strip()]
     return [r["history"]["item"] for r in records if r.get("type") == "history"]
 
@@ -51,8 +53,9 @@ def test_multirun_of_two_seeds(tmp_path):
 
 def test_a_diverging_job_does_not_stop_the_sweep(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli(*TINY, "trainer.epochs=200", "optimizer.lr=10,0.005", f"hydra.sweep.dir={sweep}",
-                     "--multirun", cwd=tmp_path)
+    result = run_cli(
+        *TINY, "trainer.epochs=200", "optimizer.lr=10,0.005", f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     statuses = [json.loads((sweep / str(n) / "summary.json").read_text())["status"] for n in (0, 1)]
     assert statuses == ["diverged", "completed"]
@@ -67,14 +70,18 @@ def test_an_invalid_job_leaves_nothing_and_the_sweep_goes_on(tmp_path):
     assert json.loads((sweep / "1" / "summary.json").read_text())["status"] == "completed"
 
 
-@pytest.mark.parametrize("env,bound", [
-    ({}, 20),  # no credentials: never reaches wandb's account prompt
-    ({"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}, 25),  # unreachable server
-])
+@pytest.mark.parametrize(
+    "env,bound",
+    [
+        ({}, 20),  # no credentials: never reaches wandb's account prompt
+        ({"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}, 25),  # unreachable server
+    ],
+)
 def test_online_without_network_falls_back_to_offline_quickly(env, bound, tmp_path):
     start = time.monotonic()
-    result = run_cli(*TINY, "logger.mode=online", "logger.init_timeout=5", f"hydra.run.dir={tmp_path / 'job'}",
-                     cwd=tmp_path, env=env)
+    result = run_cli(
+        *TINY, "logger.mode=online", "logger.init_timeout=5", f"hydra.run.dir={tmp_path / 'job'}", cwd=tmp_path, env=env
+    )
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - start < bound
     assert "logging offline instead" in result.stdout + result.stderr
@@ -87,20 +94,39 @@ def test_online_without_network_falls_back_to_offline_quickly(env, bound, tmp_pa
 def test_progress_bar_in_a_terminal_only(tmp_path):
     args = " ".join([*TINY, "trainer.epochs=300", "probe=none", "logger.mode=disabled"])
     command = f"stty cols 120 rows 40; {sys.executable} -m nesterov_landscape {args} hydra.run.dir={tmp_path / 'tty'}"
-    in_terminal = subprocess.run(["script", "-qec", command, "/dev/null"], cwd=tmp_path, capture_output=True,
-                                 text=True, timeout=120, stdin=subprocess.DEVNULL)
+    in_terminal = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert in_terminal.returncode == 0
     assert "300/300" in in_terminal.stdout and "loss=" in in_terminal.stdout
-    piped = run_cli(*TINY, "trainer.epochs=300", "probe=none", "logger.mode=disabled",
-                    f"hydra.run.dir={tmp_path / 'pipe'}", cwd=tmp_path)
+    piped = run_cli(
+        *TINY,
+        "trainer.epochs=300",
+        "probe=none",
+        "logger.mode=disabled",
+        f"hydra.run.dir={tmp_path / 'pipe'}",
+        cwd=tmp_path,
+    )
     assert "300/300" not in piped.stderr + piped.stdout and "\r" not in piped.stderr
 
 
 def test_paper_preset_reproduces_the_published_final_losses(tmp_path):
     """Figure 3: five seeds of the paper's setup, final losses in [1e-12, 1e-9] (at least 4 of 5)."""
     sweep = tmp_path / "sweep"
-    result = run_cli("experiment=gupta2025_fig3", "seed=0,1,2,3,4", "logger.mode=disabled",
-                     f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path, timeout=900)
+    result = run_cli(
+        "experiment=gupta2025_fig3",
+        "seed=0,1,2,3,4",
+        "logger.mode=disabled",
+        f"hydra.sweep.dir={sweep}",
+        "--multirun",
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr
     losses = [json.loads((sweep / str(n) / "summary.json").read_text())["final_loss"] for n in range(5)]
     assert sum(1e-12 <= loss <= 1e-9 for loss in losses) >= 4, losses
@@ -109,8 +135,18 @@ def test_paper_preset_reproduces_the_published_final_losses(tmp_path):
 
 def test_a_killed_sweep_resumes_without_redoing_finished_jobs(tmp_path):
     sweep = tmp_path / "sweep"
-    args = [sys.executable, "-m", "nesterov_landscape", *TINY, "trainer.epochs=30000", "trainer.log_every=1000",
-            "probe=none", "seed=0,1,2", f"hydra.sweep.dir={sweep}", "--multirun"]
+    args = [
+        sys.executable,
+        "-m",
+        "nesterov_landscape",
+        *TINY,
+        "trainer.epochs=30000",
+        "trainer.log_every=1000",
+        "probe=none",
+        "seed=0,1,2",
+        f"hydra.sweep.dir={sweep}",
+        "--multirun",
+    ]
     env = {**os.environ, "WANDB_SILENT": "true"}
     first = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

@@ -1,4 +1,5 @@
 """`train(cfg)` end to end in this process: the real Hydra config, real files, W&B offline."""
+
 import csv
 import json
 import math
@@ -23,8 +24,11 @@ def run_job(tmp_path: Path, *overrides: str) -> tuple[dict, Path]:
     return summary, out
 
 
-OPTIONS = [f"{g}={p.stem}" for g in ["model", "data", "optimizer", "probe", "logger", "trainer", "experiment"]
-           for p in sorted((CONF / g).glob("*.yaml"))]
+OPTIONS = [
+    f"{g}={p.stem}"
+    for g in ["model", "data", "optimizer", "probe", "logger", "trainer", "experiment"]
+    for p in sorted((CONF / g).glob("*.yaml"))
+]
 
 
 @pytest.mark.parametrize("option", OPTIONS)
@@ -51,7 +55,17 @@ def test_job_files(tmp_path):
     assert history[-1]["loss"] == pytest.approx(summary["final_loss"], rel=1e-12)
     landscape = read_csv(out / "landscape.csv")
     assert [r["t"] for r in landscape][:2] == [-1.0, -0.9] and len(landscape) == 21
-    assert set(landscape[0]) == {"epoch", "t", "phi", "phi_d", "phi_dd", "mu", "phi_d_exact", "phi_dd_exact", "mu_exact"}
+    assert set(landscape[0]) == {
+        "epoch",
+        "t",
+        "phi",
+        "phi_d",
+        "phi_dd",
+        "mu",
+        "phi_d_exact",
+        "phi_dd_exact",
+        "mu_exact",
+    }
     at_0 = next(r for r in landscape if r["t"] == 0)
     assert at_0["phi"] == pytest.approx(summary["final_loss"], rel=1e-6)
     assert math.isnan(at_0["mu"])  # below the cutoff
@@ -113,9 +127,16 @@ def test_a_failing_job_records_failure_and_closes_its_wandb_run(tmp_path):
 
 
 def test_probes_during_training_and_every_probe_in_one_job(tmp_path):
-    summary, out = run_job(tmp_path, "probe=[gradient_line,random_line,hessian,pl]", "probe.gradient_line.every=5",
-                           "probe.gradient_line.t_step=0.5", "probe.random_line.t_step=0.5",
-                           "probe.random_line.directions=2", "probe.hessian.top_k=3", "probe.hessian.trace_samples=10")
+    summary, out = run_job(
+        tmp_path,
+        "probe=[gradient_line,random_line,hessian,pl]",
+        "probe.gradient_line.every=5",
+        "probe.gradient_line.t_step=0.5",
+        "probe.random_line.t_step=0.5",
+        "probe.random_line.directions=2",
+        "probe.hessian.top_k=3",
+        "probe.hessian.trace_samples=10",
+    )
     landscape = read_csv(out / "landscape.csv")
     assert sorted({r["epoch"] for r in landscape}) == [0, 5, 10, 15, 20] and len(landscape) == 5 * 5
     history = read_csv(out / "history.csv")

@@ -1,4 +1,5 @@
 """Sweeps through the real Hydra launchers: joblib (local parallel) and submitit (cluster)."""
+
 import json
 
 import pytest
@@ -13,8 +14,9 @@ from .helpers import CONF, TINY, run_cli
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_two_job_sweep(launcher, tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli(*TINY, "seed=0,1", f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep}", "--multirun",
-                     cwd=tmp_path)
+    result = run_cli(
+        *TINY, "seed=0,1", f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     summaries = [json.loads((sweep / str(n) / "summary.json").read_text()) for n in (0, 1)]
     assert [s["seed"] for s in summaries] == [0, 1] and all(s["status"] == "completed" for s in summaries)
@@ -27,8 +29,11 @@ def test_slurm_launcher_config_composes_and_instantiates():
     the slurm config must compose with our keys and build the real SlurmLauncher."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu",
-                                           "hydra.launcher.mem_gb=8"], return_hydra_config=True)
+        cfg = compose(
+            "config",
+            overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.mem_gb=8"],
+            return_hydra_config=True,
+        )
     launcher = cfg.hydra.launcher
     assert (launcher.partition, launcher.mem_gb, launcher.cpus_per_task, launcher.timeout_min) == ("gpu", 8, 1, 60)
     assert launcher.array_parallelism == 256 and launcher.gpus_per_node is None

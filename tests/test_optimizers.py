@@ -26,9 +26,16 @@ HAND = {
     "agnes": [(0.875, 0.5), (0.875 - 0.0875 - 0.034375, 0.5 - 0.2 - 0.1)],
     # lr 0.1, betas (0.9, 0.999), eps 1e-8: step 1 moves each coordinate by lr g0 / (|g0| + eps); g1 = A p1;
     # m2 = 0.9 * 0.1 g0 + 0.1 g1, s2 = 0.999 * 0.001 g0^2 + 0.001 g1^2, bias corrections 0.19 and 0.001999
-    "adam": [ADAM_P1, tuple(p - 0.1 * ((0.09 * g0 + 0.1 * a * p) / 0.19)
-                            / (math.sqrt((0.000999 * g0**2 + 0.001 * (a * p) ** 2) / 0.001999) + 1e-8)
-                            for p, g0, a in zip(ADAM_P1, (1.0, 4.0), (1.0, 4.0)))],
+    "adam": [
+        ADAM_P1,
+        tuple(
+            p
+            - 0.1
+            * ((0.09 * g0 + 0.1 * a * p) / 0.19)
+            / (math.sqrt((0.000999 * g0**2 + 0.001 * (a * p) ** 2) / 0.001999) + 1e-8)
+            for p, g0, a in zip(ADAM_P1, (1.0, 4.0), (1.0, 4.0))
+        ),
+    ],
 }
 
 
@@ -62,13 +69,16 @@ def test_first_two_iterations_by_hand(name):
         torch.testing.assert_close(step, torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-14)
 
 
-@pytest.mark.parametrize("name,torch_optimizer", [
-    ("nag", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True)),
-    ("heavy_ball", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
-    ("gd", lambda p: torch.optim.SGD(p, lr=0.05)),
-    ("nag_scheme", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True)),
-    ("adam", lambda p: torch.optim.Adam(p, lr=0.05)),
-])
+@pytest.mark.parametrize(
+    "name,torch_optimizer",
+    [
+        ("nag", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True)),
+        ("heavy_ball", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
+        ("gd", lambda p: torch.optim.SGD(p, lr=0.05)),
+        ("nag_scheme", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True)),
+        ("adam", lambda p: torch.optim.Adam(p, lr=0.05)),
+    ],
+)
 def test_matches_torch_optim_for_many_steps(name, torch_optimizer):
     ours = iterate(name, lr=0.05, momentum=0.9, steps=60)
     p = torch.nn.Parameter(X0.clone())
@@ -97,8 +107,9 @@ def test_agnes_with_alpha_equal_eta_is_nag():
 def test_agnes_parameters_from_constants():
     # L = 4, mu = 1, sigma = 1: eta = 1/8; sqrt(mu/L) = 1/2: alpha = eta (1/2) / (3/2) = 1/24;
     # rho = (2 * 2 - 1) / (2 * 2 + 1) = 3/5
-    hp = OPTIMIZERS["agnes"].hyperparams(lr=1.0, correction=1.0, momentum=0.0, weight_decay=0.0, L=4.0, mu=1.0,
-                                         sigma=1.0)
+    hp = OPTIMIZERS["agnes"].hyperparams(
+        lr=1.0, correction=1.0, momentum=0.0, weight_decay=0.0, L=4.0, mu=1.0, sigma=1.0
+    )
     assert (hp.lr, hp.correction, hp.momentum) == pytest.approx((1 / 24, 1 / 8, 3 / 5), rel=1e-15)
 
 

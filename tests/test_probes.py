@@ -1,22 +1,30 @@
 """The gradient-line probe against closed forms on quadratics, and autograd against finite differences."""
+
 import math
 
 import pytest
 import torch
 
 from nesterov_landscape.mlp import MLPShape, forward, init_params
-from nesterov_landscape.probes import (directional_curvature, gradient_line, hessian_spectrum, random_directions,
-                                     random_lines)
-from nesterov_landscape.train import t_grid
+from nesterov_landscape.probes import (
+    directional_curvature,
+    gradient_line,
+    hessian_spectrum,
+    random_directions,
+    random_lines,
+)
+from nesterov_landscape.probes import t_grid
 
 GRID = t_grid(-1.0, 1.0, 0.01)
 
 
 def quadratic(hessian: torch.Tensor, minimizer: torch.Tensor):
     """L(w) = 1/2 (w - w*)^T H (w - w*), for weights (P,) or (B, P)."""
+
     def loss(w):
         d = w - minimizer
         return 0.5 * ((d @ hessian) * d).sum(-1)
+
     return loss
 
 
@@ -82,8 +90,9 @@ def test_grid_min_shifts_mu(problem):
     inf_phi = phi_on_grid.min().item()
     assert line.inf_phi == pytest.approx(inf_phi, rel=1e-12)
     keep = GRID.abs() >= 0.01
-    torch.testing.assert_close(line.mu_exact[keep], curvature - 2 * (loss - inf_phi) / GRID[keep] ** 2,
-                               rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(
+        line.mu_exact[keep], curvature - 2 * (loss - inf_phi) / GRID[keep] ** 2, rtol=1e-10, atol=1e-10
+    )
 
 
 def mlp_loss(dtype=torch.float64):
@@ -142,8 +151,14 @@ def test_lanczos_recovers_a_known_spectrum():
     eigenvalues = torch.linspace(0.1, 10.0, 20, dtype=torch.float64) ** 2
     hessian = q @ torch.diag(eigenvalues) @ q.T
     w = torch.randn(20, generator=gen, dtype=torch.float64)
-    spectrum = hessian_spectrum(quadratic(hessian, torch.zeros(20, dtype=torch.float64)), w, k=5,
-                                lanczos_steps=30, trace_samples=2000, generator=torch.Generator().manual_seed(2))
+    spectrum = hessian_spectrum(
+        quadratic(hessian, torch.zeros(20, dtype=torch.float64)),
+        w,
+        k=5,
+        lanczos_steps=30,
+        trace_samples=2000,
+        generator=torch.Generator().manual_seed(2),
+    )
     expected = eigenvalues.flip(0)[:5]
     torch.testing.assert_close(torch.tensor(spectrum.top_eigenvalues, dtype=torch.float64), expected, rtol=1e-6, atol=0)
     # Hutchinson: unbiased, checked within 4 standard errors of the exact trace

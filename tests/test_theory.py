@@ -1,4 +1,5 @@
 """Rates from the theory (science.md) measured on quadratics through the real training loop."""
+
 import math
 
 import pytest
@@ -68,8 +69,9 @@ def noisy_final_loss(name, sigma, seed, steps=1000):
     estimate = with_gradient_noise(value_and_grad(quadratic), "multiplicative", sigma, generator)
     if name == "agnes":
         alpha, eta, rho = agnes_parameters(L, MU, sigma)
-        hp = OPTIMIZERS["agnes"].hyperparams(lr=alpha, correction=eta, momentum=rho, weight_decay=0.0,
-                                             L=None, mu=None, sigma=0.0)
+        hp = OPTIMIZERS["agnes"].hyperparams(
+            lr=alpha, correction=eta, momentum=rho, weight_decay=0.0, L=None, mu=None, sigma=0.0
+        )
     else:
         root = math.sqrt(MU / L)
         hp = OPTIMIZERS["nag"].hyperparams(lr=1 / L, momentum=(1 - root) / (1 + root))

@@ -1,6 +1,7 @@
 """`hydra/launcher=batched`: the same --multirun, with the jobs that differ only in shape-keeping
 values (seeds, lr, momentum, ...) trained together as one stacked computation. Every job still
 runs through Hydra's run_job and the harness's train(cfg): its own folder, .hydra/, files and W&B run."""
+
 import functools
 import logging
 from collections import defaultdict
@@ -24,8 +25,9 @@ class BatchedLauncherConf:
     max_batch: int = 1000  # runs per stacked computation
 
 
-ConfigStore.instance().store(group="hydra/launcher", name="batched", node=BatchedLauncherConf,
-                             provider="nesterov_landscape")
+ConfigStore.instance().store(
+    group="hydra/launcher", name="batched", node=BatchedLauncherConf, provider="nesterov_landscape"
+)
 
 
 class BatchedLauncher(Launcher):
@@ -68,14 +70,22 @@ class BatchedLauncher(Launcher):
             if signature is not None and not (config.trainer.resume and finished_summary(output_dir, resolved)):
                 groups[signature].append(position)
         trained_by_position = {}
-        stacks = [members[i : i + self.max_batch] for members in groups.values()
-                  for i in range(0, len(members), self.max_batch)]
+        stacks = [
+            members[i : i + self.max_batch]
+            for members in groups.values()
+            for i in range(0, len(members), self.max_batch)
+        ]
         log.info(f"Launching {len(jobs)} jobs: {sum(map(len, stacks))} in {len(stacks)} stacked computations")
         runs: list[JobReturn] = []
         for stack in [*stacks, None]:
             if stack is not None and len(stack) > 1:
-                configs = [validate(OmegaConf.masked_copy(jobs[p][2], [k for k in jobs[p][2] if k != "hydra"]),
-                                    cuda_available=torch.cuda.is_available()) for p in stack]
+                configs = [
+                    validate(
+                        OmegaConf.masked_copy(jobs[p][2], [k for k in jobs[p][2] if k != "hydra"]),
+                        cuda_available=torch.cuda.is_available(),
+                    )
+                    for p in stack
+                ]
                 log.info(f"Training jobs {', '.join(str(jobs[p][0]) for p in stack)} stacked")
                 trained_by_position |= dict(zip(stack, train_together(configs)))
                 members = stack
@@ -89,8 +99,15 @@ class BatchedLauncher(Launcher):
                 log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
                 trained = trained_by_position.pop(position, None)
                 task = self.task_function if trained is None else functools.partial(train, trained=trained)
-                runs.append(run_job(hydra_context=self.hydra_context, task_function=task, config=sweep_config,
-                                    job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir"))
+                runs.append(
+                    run_job(
+                        hydra_context=self.hydra_context,
+                        task_function=task,
+                        config=sweep_config,
+                        job_dir_key="hydra.sweep.dir",
+                        job_subdir_key="hydra.sweep.subdir",
+                    )
+                )
                 configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         runs.sort(key=lambda r: int(r.hydra_cfg.hydra.job.num))
         return runs

@@ -5,6 +5,7 @@ are the keys under `optimizer.` in the config), `init(params) -> state` and
 `step(hp, params, grad, state) -> (params, state)`, which returns new tensors and changes nothing.
 Adding an optimizer is one module here plus `conf/optimizer/<name>.yaml` with its defaults.
 """
+
 import importlib
 import pkgutil
 from dataclasses import dataclass

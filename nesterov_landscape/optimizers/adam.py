@@ -1,9 +1,10 @@
 """Adam (Kingma & Ba), exactly as torch.optim.Adam(lr, betas, eps, weight_decay) (L2 added to the gradient):
 
-    g = grad f(p) + weight_decay p,   k = step count from 1
-    m <- b1 m + (1 - b1) g,   s <- b2 s + (1 - b2) g^2
-    p <- p - lr (m / (1 - b1^k)) / (sqrt(s / (1 - b2^k)) + eps)
+g = grad f(p) + weight_decay p,   k = step count from 1
+m <- b1 m + (1 - b1) g,   s <- b2 s + (1 - b2) g^2
+p <- p - lr (m / (1 - b1^k)) / (sqrt(s / (1 - b2^k)) + eps)
 """
+
 from dataclasses import dataclass
 
 import torch

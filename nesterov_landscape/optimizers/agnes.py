@@ -14,6 +14,7 @@ E|g - grad f|^2 <= sigma^2 |grad f|^2:
     eta = 1 / (L (1 + sigma^2)),   alpha = eta (1 - sqrt(mu/L)) / (1 - sqrt(mu/L) + sigma^2),
     rho = (sqrt(L) (1 + sigma^2) - sqrt(mu)) / (sqrt(L) (1 + sigma^2) + sqrt(mu)).
 """
+
 import math
 from dataclasses import dataclass
 from typing import Optional

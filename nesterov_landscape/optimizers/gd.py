@@ -1,7 +1,8 @@
 """Plain gradient descent, torch.optim.SGD(lr) without momentum.
 
-    p_{k+1} = p_k - lr g_k                     (g_k = grad L(p_k))
+p_{k+1} = p_k - lr g_k                     (g_k = grad L(p_k))
 """
+
 from dataclasses import dataclass
 
 from ..constraints import positive

@@ -1,8 +1,9 @@
 """Polyak's heavy ball, exactly as torch.optim.SGD(lr, momentum, nesterov=False).
 
-    b_{k+1} = rho b_k + g_k                    (b_0 = 0, g_k = grad L(p_k))
-    p_{k+1} = p_k - lr b_{k+1}
+b_{k+1} = rho b_k + g_k                    (b_0 = 0, g_k = grad L(p_k))
+p_{k+1} = p_k - lr b_{k+1}
 """
+
 from dataclasses import dataclass
 
 from ..constraints import positive, unit_interval

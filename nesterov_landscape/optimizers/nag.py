@@ -6,6 +6,7 @@
 The parameters p hold the look-ahead point x' of the paper's scheme (5) with eta = lr:
 x'_n = x_n + sqrt(eta) v_n, x_{n+1} = x'_n - eta grad f(x'_n), v_{n+1} = rho (v_n - sqrt(eta) grad f(x'_n)).
 """
+
 from dataclasses import dataclass
 
 from ..constraints import positive, unit_interval

@@ -9,6 +9,7 @@ momentum = rho. Give rho directly, or the strong-convexity/aiming constant mu, f
 rho = (1 - sqrt(mu eta)) / (1 + sqrt(mu eta)) (the theory's choice for a mu-strongly convex,
 L-smooth f with eta <= 1/L; the loss then contracts like (1 - sqrt(mu eta))^n).
 """
+
 import math
 from dataclasses import dataclass
 from typing import Optional
