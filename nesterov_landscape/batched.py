@@ -4,11 +4,12 @@ tensor shapes (seeds, data seed, label noise, optimizer scalars) share every mat
 import copy
 import dataclasses
 import json
+import time
 from typing import Any
 
 import torch
 
-from . import training
+from . import probes, training
 from .config import Config
 from .mlp import forward
 from .problem import compiled, setup_problem
@@ -62,7 +63,8 @@ def stacked_hyperparams(hyperparams: list[Any], device: torch.device, dtype: tor
 
 def train_together(configs: list[Config]) -> list[TrainResult]:
     """Train jobs with equal stack signatures as one computation; each gets the TrainResult its
-    own job would compute (up to floating-point reassociation in the batched matmuls)."""
+    own job would compute (up to floating-point reassociation in the batched matmuls). When all
+    share one gradient_line probe in the training precision, it runs stacked too, on the completed runs."""
     problems = [setup_problem(c) for c in configs]
     first = problems[0]
     device, dtype, shape, config = first.device, first.dtype, first.shape, first.config
@@ -70,6 +72,10 @@ def train_together(configs: list[Config]) -> list[TrainResult]:
     y = torch.stack([p.data.y for p in problems]).to(device, dtype)
     params = torch.stack([p.init for p in problems]).to(device, dtype)
     hyperparams = stacked_hyperparams([p.hyperparams() for p in problems], device, dtype)
+
+    def loss_rows(runs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Row r: the loss of run runs[r] at weights w[r]."""
+        return mean_squared_error(config.loss, forward(shape, config.model.activation, w, x[runs]), y[runs])
 
     def loss_fn(w: torch.Tensor) -> torch.Tensor:
         return mean_squared_error(config.loss, forward(shape, config.model.activation, w, x), y)
@@ -82,4 +88,21 @@ def train_together(configs: list[Config]) -> list[TrainResult]:
     )
     for result in results:
         result.compile_seconds = compile_seconds / len(results)
+    line = config.probe.get("gradient_line")
+    completed = [i for i, r in enumerate(results) if r.status == "completed"]
+    same_probe = all(c.probe.get("gradient_line") == line for c in configs)
+    if line is not None and same_probe and line.precision in (None, config.trainer.precision) and completed:
+        start = time.perf_counter()
+        index = torch.tensor(completed, device=device)
+        lines = probes.gradient_lines(
+            lambda runs, w: loss_rows(index[runs], w),
+            torch.stack([results[i].params for i in completed]),
+            probes.t_grid(line.t_min, line.t_max, line.t_step),
+            line.h,
+            line.inf_phi,
+            line.mu_cutoff,
+        )
+        share = (time.perf_counter() - start) / len(completed)
+        for i, gradient_line in zip(completed, lines):
+            results[i].gradient_line, results[i].probe_seconds = gradient_line, share
     return results

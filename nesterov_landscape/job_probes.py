@@ -39,11 +39,12 @@ def probe_gradient_line(
     run: Any,
     epoch: int,
     landscape_rows: list[list[float]],
+    precomputed: probes.GradientLine | None = None,
 ) -> dict[str, Any]:
-    """The gradient-line probe at `params` (after `epoch` epochs): appends its grid to
-    landscape_rows, logs a W&B table, returns the summary scalars."""
+    """The gradient-line probe at `params` (after `epoch` epochs), or its `precomputed` result from
+    a batched stack: appends its grid to landscape_rows, logs a W&B table, returns the summary scalars."""
     dtype = probe_precision(probe.precision, train_dtype)
-    line = probes.gradient_line(
+    line = precomputed or probes.gradient_line(
         loss_in(dtype),
         params.to(dtype),
         t_grid(probe.t_min, probe.t_max, probe.t_step),

@@ -42,44 +42,68 @@ class LineProfile:
     phi_dd_exact_at_0: float  # d^T H d
 
 
-def line_profile(
-    loss_fn, w: torch.Tensor, direction: torch.Tensor, t: torch.Tensor, h: float, chunk: int = 32
-) -> LineProfile:
-    """phi on the grid with exact t-derivatives (autograd in t: each phi(t_i) depends on t_i alone),
-    and at t +- h and 0, +-h for the finite differences; batched calls of `chunk` points, which
-    keep the working set in cache (measured faster than one call for the whole grid)."""
+def line_profiles(
+    loss_rows, w: torch.Tensor, directions: torch.Tensor, t: torch.Tensor, h: float, rows: int = 32
+) -> list[LineProfile]:
+    """phi_b(t) = L_b(w_b + t d_b) for B lines at once (w, directions: (B, P)); loss_rows(runs,
+    weights) gives row r the loss of run runs[r]. The grid gets exact t-derivatives (autograd in t:
+    each phi(t_i) depends on t_i alone); t +- h and 0, +-h give the finite differences. Calls of
+    about `rows` weight vectors keep the working set in cache (measured faster than one call)."""
+    lines, n_params = w.shape
+    runs = torch.arange(lines, device=w.device)
     grid, t = t, t.to(device=w.device, dtype=w.dtype)
+    points = max(1, rows // lines)
 
-    def phi_of(ts: torch.Tensor) -> torch.Tensor:
-        return loss_fn(w + ts.unsqueeze(-1) * direction)
+    def phi_of(ts: torch.Tensor) -> torch.Tensor:  # ts: (points,) -> (B, points)
+        weights = w.unsqueeze(1) + ts.unsqueeze(-1) * directions.unsqueeze(1)
+        return loss_rows(runs.repeat_interleave(ts.shape[-1]), weights.reshape(-1, n_params)).view(lines, -1)
 
     phi, phi_d_exact, phi_dd_exact = [], [], []
-    for part in t.split(chunk):
-        part = part.clone().requires_grad_()
+    for part in t.split(points):
+        part = part.expand(lines, -1).clone().requires_grad_()
         values = phi_of(part)
         (first,) = torch.autograd.grad(values.sum(), part, create_graph=True)
         (second,) = torch.autograd.grad(first.sum(), part)
         phi.append(values.detach())
         phi_d_exact.append(first.detach())
         phi_dd_exact.append(second)
-    phi, phi_d_exact, phi_dd_exact = torch.cat(phi), torch.cat(phi_d_exact), torch.cat(phi_dd_exact)
+    phi, phi_d_exact, phi_dd_exact = torch.cat(phi, 1), torch.cat(phi_d_exact, 1), torch.cat(phi_dd_exact, 1)
     with torch.no_grad():
         zero = torch.zeros(1, dtype=w.dtype, device=w.device)
         shifted = torch.cat(
-            [phi_of(part) for part in torch.cat([t + h, t - h, zero + h, zero, zero - h]).split(2 * chunk)]
+            [phi_of(part) for part in torch.cat([t + h, t - h, zero + h, zero, zero - h]).split(2 * points)], 1
         )
     n = len(t)
-    plus, minus, around_0 = shifted[:n], shifted[n : 2 * n], shifted[2 * n :]
-    return LineProfile(
-        t=grid,
-        phi=phi,
-        phi_d=(plus - minus) / (2 * h),
-        phi_dd=(plus - 2 * phi + minus) / h**2,
-        phi_d_exact=phi_d_exact,
-        phi_dd_exact=phi_dd_exact,
-        phi_dd_at_0=((around_0[0] - 2 * around_0[1] + around_0[2]) / h**2).item(),
-        phi_dd_exact_at_0=directional_curvature(loss_fn, w, direction),
-    )
+    plus, minus, around_0 = shifted[:, :n], shifted[:, n : 2 * n], shifted[:, 2 * n :]
+    phi_dd_at_0 = ((around_0[:, 0] - 2 * around_0[:, 1] + around_0[:, 2]) / h**2).tolist()
+    curvatures = directional_curvatures(loss_rows, w, directions).tolist()
+    return [
+        LineProfile(
+            t=grid,
+            phi=phi[b],
+            phi_d=(plus[b] - minus[b]) / (2 * h),
+            phi_dd=(plus[b] - 2 * phi[b] + minus[b]) / h**2,
+            phi_d_exact=phi_d_exact[b],
+            phi_dd_exact=phi_dd_exact[b],
+            phi_dd_at_0=phi_dd_at_0[b],
+            phi_dd_exact_at_0=curvatures[b],
+        )
+        for b in range(lines)
+    ]
+
+
+def directional_curvatures(loss_rows, w: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    """d_b^T H_b d_b for B runs at once, by one Hessian-vector product of the summed losses."""
+    runs = torch.arange(w.shape[0], device=w.device)
+    weights = w.detach().clone().requires_grad_()
+    (grad,) = torch.autograd.grad(loss_rows(runs, weights).sum(), weights, create_graph=True)
+    (hv,) = torch.autograd.grad((grad * directions).sum(), weights)
+    return (hv * directions).sum(1)
+
+
+def line_profile(loss_fn, w: torch.Tensor, direction: torch.Tensor, t: torch.Tensor, h: float) -> LineProfile:
+    """The profile of one line, for a loss_fn of weights (P,) or (B, P)."""
+    return line_profiles(lambda runs, weights: loss_fn(weights), w.unsqueeze(0), direction.unsqueeze(0), t, h)[0]
 
 
 def _nanmin(values: torch.Tensor) -> float:
@@ -165,29 +189,43 @@ class GradientLine:
         return out
 
 
+def gradient_lines(
+    loss_rows, w: torch.Tensor, t: torch.Tensor, h: float, inf_phi: str, mu_cutoff: float
+) -> list[GradientLine | None]:
+    """Probe B runs (w: (B, P); loss_rows as for line_profiles) along their normalized gradients,
+    in w's dtype; None for a run whose gradient is zero or not finite."""
+    if inf_phi not in INF_PHI:
+        raise ValueError(f"unknown inf_phi {inf_phi!r}; allowed: {', '.join(INF_PHI)}")
+    runs = torch.arange(w.shape[0], device=w.device)
+    weights = w.detach().clone().requires_grad_()
+    (grads,) = torch.autograd.grad(loss_rows(runs, weights).sum(), weights)
+    norms = grads.norm(dim=1)
+    valid = [b for b, norm in enumerate(norms.tolist()) if math.isfinite(norm) and norm > 0]
+    out: list[GradientLine | None] = [None] * w.shape[0]
+    if not valid:
+        return out
+    index = torch.tensor(valid, device=w.device)
+    directions = grads[index] / norms[index].unsqueeze(1)
+    profiles = line_profiles(lambda r, weights: loss_rows(index[r], weights), w.detach()[index], directions, t, h)
+    keep = beyond_cutoff(t, mu_cutoff).to(w.device)
+    t_w = t.to(device=w.device, dtype=w.dtype)
+    for b, line in zip(valid, profiles):
+        inf = 0.0 if inf_phi == "zero" else line.phi.min().item()
+        out[b] = GradientLine(
+            profile=line,
+            mu=strong_aiming(t_w, line.phi, line.phi_d, inf, keep),
+            mu_exact=strong_aiming(t_w, line.phi, line.phi_d_exact, inf, keep),
+            grad_norm=norms[b].item(),
+            inf_phi=inf,
+        )
+    return out
+
+
 def gradient_line(
     loss_fn, w: torch.Tensor, t: torch.Tensor, h: float, inf_phi: str, mu_cutoff: float
 ) -> GradientLine | None:
-    """Probe L along its normalized gradient at w, in w's dtype. None if the gradient is zero or
-    not finite."""
-    if inf_phi not in INF_PHI:
-        raise ValueError(f"unknown inf_phi {inf_phi!r}; allowed: {', '.join(INF_PHI)}")
-    w = w.detach()
-    grad = gradient_at(loss_fn, w)
-    grad_norm = grad.norm().item()
-    if not math.isfinite(grad_norm) or grad_norm == 0:
-        return None
-    line = line_profile(loss_fn, w, grad / grad_norm, t, h)
-    inf = 0.0 if inf_phi == "zero" else line.phi.min().item()
-    keep = beyond_cutoff(line.t, mu_cutoff).to(w.device)
-    t_w = line.t.to(device=w.device, dtype=w.dtype)
-    return GradientLine(
-        profile=line,
-        mu=strong_aiming(t_w, line.phi, line.phi_d, inf, keep),
-        mu_exact=strong_aiming(t_w, line.phi, line.phi_d_exact, inf, keep),
-        grad_norm=grad_norm,
-        inf_phi=inf,
-    )
+    """Probe L along its normalized gradient at w (P,), for a loss_fn of weights (P,) or (B, P)."""
+    return gradient_lines(lambda runs, weights: loss_fn(weights), w.unsqueeze(0), t, h, inf_phi, mu_cutoff)[0]
 
 
 def random_directions(n_params: int, k: int, generator: torch.Generator, dtype, device) -> torch.Tensor:
@@ -197,7 +235,9 @@ def random_directions(n_params: int, k: int, generator: torch.Generator, dtype, 
 
 
 def random_lines(loss_fn, w: torch.Tensor, directions: torch.Tensor, t: torch.Tensor, h: float) -> list[LineProfile]:
-    return [line_profile(loss_fn, w.detach(), d, t, h) for d in directions]
+    """Profiles along each row of directions (k, P) from the same weights w (P,)."""
+    k = directions.shape[0]
+    return line_profiles(lambda runs, weights: loss_fn(weights), w.detach().expand(k, -1), directions, t, h)
 
 
 @dataclass

@@ -229,7 +229,9 @@ def run_experiment(config: Config, output_dir: Path, run: Any, trained: TrainRes
     start = time.perf_counter()
     loss_in, params = problem.loss_in, result.params
     if line_config:
-        out |= probe_gradient_line(line_config, loss_in, params, dtype, run, result.epochs_run, landscape_rows)
+        out |= probe_gradient_line(
+            line_config, loss_in, params, dtype, run, result.epochs_run, landscape_rows, result.gradient_line
+        )
         if landscape_rows:
             write_csv(output_dir / "landscape.csv", ["epoch", *GRADIENT_LINE_COLUMNS], landscape_rows)
     if "random_line" in probes:
@@ -238,5 +240,5 @@ def run_experiment(config: Config, output_dir: Path, run: Any, trained: TrainRes
         )
     if "hessian" in probes:
         out |= probe_hessian(probes["hessian"], loss_in, params, dtype, config.seed, output_dir)
-    out["probe_seconds"] = time.perf_counter() - start
+    out["probe_seconds"] = time.perf_counter() - start + result.probe_seconds
     return out

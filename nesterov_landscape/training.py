@@ -60,6 +60,8 @@ class TrainResult:
     seconds: float = 0.0  # wall time of training; a stacked run's share of its batch's time
     stacked_with: int = 0  # other runs trained in the same stacked computation
     compile_seconds: float = 0.0  # torch.compile time, outside `seconds`
+    gradient_line: Any = None  # the final gradient-line probe, when its stack computed it
+    probe_seconds: float = 0.0  # this run's share of that stacked probe
 
 
 def train(

@@ -7,6 +7,7 @@ import torch
 
 from nesterov_landscape.batched import stack_signature, train_together
 from nesterov_landscape.config import validate
+from nesterov_landscape.probes import gradient_line, t_grid
 from nesterov_landscape.problem import setup_problem
 from nesterov_landscape.training import train, value_and_grad
 
@@ -127,3 +128,18 @@ def test_batched_launcher_gives_each_job_what_a_separate_job_gets(tmp_path):
             assert batched["phi_dd_at_0"] == pytest.approx(separate["phi_dd_at_0"], rel=1e-8)
     stacked = [b["stacked_with"] for b in results["batched"]]
     assert stacked.count(3) == 4 and stacked.count(0) == 4  # the full-batch jobs stack, mini-batch ones run alone
+
+
+def test_stacked_probe_equals_the_probe_of_each_run():
+    grid = "probe.gradient_line.t_step=0.25 trainer.epochs=200".split()
+    jobs = configs(["seed=0", *grid], ["seed=1", *grid], ["seed=2", "optimizer.lr=10", *grid])
+    results = train_together(jobs)
+    assert results[2].status == "diverged" and results[2].gradient_line is None
+    for result, config in zip(results[:2], jobs[:2]):
+        problem, line = setup_problem(config), config.probe["gradient_line"]
+        grid_t = t_grid(line.t_min, line.t_max, line.t_step)
+        alone = gradient_line(
+            problem.loss_in(problem.dtype), result.params, grid_t, line.h, line.inf_phi, line.mu_cutoff
+        )
+        for name, values in result.gradient_line.columns().items():
+            torch.testing.assert_close(values, alone.columns()[name], rtol=1e-9, atol=1e-12, equal_nan=True)

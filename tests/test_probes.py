@@ -9,6 +9,7 @@ from nesterov_landscape.mlp import MLPShape, forward, init_params
 from nesterov_landscape.probes import (
     directional_curvature,
     gradient_line,
+    gradient_lines,
     hessian_spectrum,
     random_directions,
     random_lines,
@@ -174,3 +175,28 @@ def test_random_lines_have_the_quadratic_form_as_curvature(problem):
         curvature = (d @ hessian @ d).item()
         torch.testing.assert_close(line.phi_dd_exact, torch.full_like(GRID, curvature), rtol=1e-12, atol=0)
         assert line.phi_dd_at_0 == pytest.approx(curvature, rel=1e-8)
+
+
+def test_stacked_gradient_lines_equal_one_at_a_time():
+    """Three quadratics with different Hessians probed in one call give what each gives alone."""
+    gen = torch.Generator().manual_seed(4)
+    hessians = []
+    for scale in (1.0, 2.0, 5.0):
+        q, _ = torch.linalg.qr(torch.randn(6, 6, generator=gen, dtype=torch.float64))
+        hessians.append(q @ torch.diag(scale * torch.linspace(0.5, 3.0, 6, dtype=torch.float64)) @ q.T)
+    hessians = torch.stack(hessians)
+    minimizers = torch.randn(3, 6, generator=gen, dtype=torch.float64)
+    w = minimizers + 0.2 * torch.randn(3, 6, generator=gen, dtype=torch.float64)
+    w[1] = minimizers[1]  # zero gradient: no probe for this run
+
+    def loss_rows(runs, weights):
+        d = weights - minimizers[runs]
+        return 0.5 * (torch.einsum("ri,rij,rj->r", d, hessians[runs], d))
+
+    lines = gradient_lines(loss_rows, w, GRID, 0.01, "zero", 0.01)
+    assert lines[1] is None
+    for b in (0, 2):
+        alone = gradient_line(quadratic(hessians[b], minimizers[b]), w[b], GRID, 0.01, "zero", 0.01)
+        for name, values in lines[b].columns().items():
+            torch.testing.assert_close(values, alone.columns()[name], rtol=1e-10, atol=1e-10, equal_nan=True)
+        assert lines[b].profile.phi_dd_exact_at_0 == pytest.approx(alone.profile.phi_dd_exact_at_0, rel=1e-12)
