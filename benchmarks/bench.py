@@ -54,12 +54,13 @@ def single_job(tmp: Path, *overrides: str) -> dict:
 
 
 def stacked(runs: int, device: str = "cpu") -> float:
-    """Training seconds per run when `runs` seeds train as one stacked computation."""
+    """Training seconds per run when `runs` seeds train as one stacked computation (no probe)."""
     from tests.test_config import compose_config
 
     configs = [
         validate(
-            compose_config([*PAPER, f"seed={s}", f"trainer.device={device}"]), cuda_available=torch.cuda.is_available()
+            compose_config([*PAPER, f"seed={s}", f"trainer.device={device}", "probe=none"]),
+            cuda_available=torch.cuda.is_available(),
         )
         for s in range(runs)
     ]
