@@ -15,6 +15,17 @@ from .helpers import ROOT, TINY, run_cli
 from .synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
 
 
+# every table and figure of a sweep whose model.width varies
+OUTPUTS = [
+    *("runs.csv", "summary.csv", "summary.md", "summary.tex", "metrics.csv", "report.md"),
+    *(
+        f"{figure}.{ext}"
+        for figure in ("loss_curves", "landscape", "final_loss_vs_model_width")
+        for ext in ("png", "pdf")
+    ),
+]
+
+
 @pytest.fixture
 def synthetic(tmp_path):
     """Sweep A asks for width 8, 16 x seeds 0-3 (8 jobs). Width 8: seeds 0, 1 completed, seed 2 diverged,
@@ -77,18 +88,7 @@ def test_counts_and_aggregates_match_hand_computed_values(synthetic):
 def test_every_output_is_written(synthetic):
     tmp_path, sweeps, _ = synthetic
     write_report(load_sweeps(sweeps), tmp_path / "out")
-    for name in [
-        "runs.csv",
-        "summary.csv",
-        "summary.md",
-        "summary.tex",
-        "metrics.csv",
-        "report.md",
-        "loss_curves.png",
-        "loss_curves.pdf",
-        "landscape.png",
-        "final_loss_vs_model_width.png",
-    ]:
+    for name in OUTPUTS:
         assert (tmp_path / "out" / name).stat().st_size > 0, name
     report = (tmp_path / "out" / "report.md").read_text()
     assert "summary.tex" in report and "landscape.png" in report and "OSError: disk full" in report
@@ -142,20 +142,7 @@ def test_make_analysis_on_a_real_multirun(tmp_path):
     assert made.returncode == 0, made.stderr
     assert "model.width" in made.stdout
     out = sweep / "analysis"
-    for name in [
-        "runs.csv",
-        "summary.csv",
-        "summary.md",
-        "summary.tex",
-        "metrics.csv",
-        "report.md",
-        "loss_curves.png",
-        "loss_curves.pdf",
-        "landscape.png",
-        "landscape.pdf",
-        "final_loss_vs_model_width.png",
-        "final_loss_vs_model_width.pdf",
-    ]:
+    for name in OUTPUTS:
         assert (out / name).stat().st_size > 0, name
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["model.width"]) == [4, 8] and list(summary["completed"]) == [2, 2]
