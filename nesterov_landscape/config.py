@@ -52,6 +52,14 @@ class TeacherConfig:
     batch_size: Optional[int] = at_least(1)  # null: full batch
     seed: Optional[int] = field()  # null: derived from the top-level seed
 
+    def config_error(self, key: str) -> str | None:
+        if self.batch_size is not None and self.batch_size > self.n_points:
+            return (
+                f"{key}.batch_size={self.batch_size} is not allowed; it must be null or at most "
+                f"{key}.n_points={self.n_points}"
+            )
+        return None
+
 
 @dataclass
 class LineGridConfig:
@@ -61,8 +69,8 @@ class LineGridConfig:
     h: float = positive()
     precision: Optional[str] = one_of(*PRECISIONS)  # null: the training precision
 
-    def config_error(self) -> str | None:
-        return None if self.t_min < self.t_max else f"t_min={self.t_min} must be < t_max={self.t_max}"
+    def config_error(self, key: str) -> str | None:
+        return None if self.t_min < self.t_max else f"{key}: t_min={self.t_min} must be < t_max={self.t_max}"
 
 
 @dataclass
@@ -124,6 +132,14 @@ class TrainerConfig:
     noise_sigma: float = non_negative()
     compile: bool = field()  # torch.compile the loss (forward and backward); pays off for long runs
     resume: bool = field()  # skip a job whose folder already holds a finished run of the same config
+
+    def config_error(self, key: str) -> str | None:
+        if (self.noise == "none") != (self.noise_sigma == 0):
+            return (
+                f"{key}.noise={self.noise} with {key}.noise_sigma={self.noise_sigma} is not allowed; "
+                "use noise none with sigma 0, or additive/multiplicative with sigma > 0"
+            )
+        return None
 
 
 @dataclass
@@ -190,9 +206,10 @@ def _build(schema: type, values: Any, key: str) -> Any:
             raise ConfigError(f"{path}={value!r} is not allowed; it must be {allowed}")
         kwargs[name] = value
     built = schema(**kwargs)
-    problem = built.config_error() if hasattr(built, "config_error") else None
+    # Rules that tie several fields together: a dataclass may say what breaks them, naming the keys.
+    problem = built.config_error(key) if hasattr(built, "config_error") else None
     if problem:
-        raise ConfigError(f"{key or 'config'}: {problem}")
+        raise ConfigError(problem)
     return built
 
 
@@ -212,16 +229,6 @@ def validate(cfg: DictConfig, cuda_available: bool) -> Config:
     if unknown:
         raise ConfigError(f"unknown probe {unknown[0]}; allowed: {', '.join(PROBES)} (select with probe=[a,b])")
     config.probe = {name: _build(PROBES[name], v, f"probe.{name}") for name, v in values["probe"].items()}
-    if config.data.batch_size is not None and config.data.batch_size > config.data.n_points:
-        raise ConfigError(
-            f"data.batch_size={config.data.batch_size} is not allowed; it must be null or at most "
-            f"data.n_points={config.data.n_points}"
-        )
-    if (config.trainer.noise == "none") != (config.trainer.noise_sigma == 0):
-        raise ConfigError(
-            f"trainer.noise={config.trainer.noise} with trainer.noise_sigma={config.trainer.noise_sigma} "
-            "is not allowed; use noise none with sigma 0, or additive/multiplicative with sigma > 0"
-        )
     if config.trainer.device == "cuda" and not cuda_available:
         raise ConfigError("trainer.device=cuda is not allowed: CUDA is not available on this machine; use cpu or auto")
     return config

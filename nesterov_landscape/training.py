@@ -163,6 +163,7 @@ def train_stacked(
     histories: list[list[dict[str, float]]] = [[] for _ in range(runs)]
     epochs_run = [epochs] * runs
     statuses = ["completed"] * runs
+    all_active = True  # no run frozen yet: skip the masking
     epoch = 0
     while True:
         w = params.detach().requires_grad_()
@@ -179,10 +180,11 @@ def train_stacked(
             for run in newly_diverged.nonzero().flatten().tolist():
                 statuses[run], epochs_run[run] = "diverged", epoch
             active &= ~newly_diverged
+            all_active = False
         if epoch == epochs or not bool(active.any()):
             break
         stepped, state = optimizer.step(hyperparams, params, grads, state)
-        params = stepped if statuses.count("completed") == runs else torch.where(active.unsqueeze(1), stepped, params)
+        params = stepped if all_active else torch.where(active.unsqueeze(1), stepped, params)
         epoch += 1
     share = (time.perf_counter() - start) / runs
     return [

@@ -58,6 +58,7 @@ class BatchedLauncher(Launcher):
                 sweep_config.hydra.job.num = idx
             jobs.append((idx, overrides, sweep_config))
         groups: dict[str, list[int]] = defaultdict(list)
+        validated = {}
         for position, (idx, _, sweep_config) in enumerate(jobs):
             task_config = OmegaConf.masked_copy(sweep_config, [k for k in sweep_config if k != "hydra"])
             try:
@@ -69,45 +70,35 @@ class BatchedLauncher(Launcher):
             signature = stack_signature(config)
             if signature is not None and not (config.trainer.resume and finished_summary(output_dir, resolved)):
                 groups[signature].append(position)
-        trained_by_position = {}
+                validated[position] = config
         stacks = [
             members[i : i + self.max_batch]
             for members in groups.values()
             for i in range(0, len(members), self.max_batch)
+            if len(members[i : i + self.max_batch]) > 1
         ]
-        log.info(f"Launching {len(jobs)} jobs: {sum(map(len, stacks))} in {len(stacks)} stacked computations")
+        stacked = {position for stack in stacks for position in stack}
+        log.info(f"Launching {len(jobs)} jobs: {len(stacked)} in {len(stacks)} stacked computations")
+
+        def run(position: int, trained=None) -> JobReturn:
+            idx, overrides, sweep_config = jobs[position]
+            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            task = self.task_function if trained is None else functools.partial(train, trained=trained)
+            ret = run_job(
+                hydra_context=self.hydra_context,
+                task_function=task,
+                config=sweep_config,
+                job_dir_key="hydra.sweep.dir",
+                job_subdir_key="hydra.sweep.subdir",
+            )
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            return ret
+
         runs: list[JobReturn] = []
-        for stack in [*stacks, None]:
-            if stack is not None and len(stack) > 1:
-                configs = [
-                    validate(
-                        OmegaConf.masked_copy(jobs[p][2], [k for k in jobs[p][2] if k != "hydra"]),
-                        cuda_available=torch.cuda.is_available(),
-                    )
-                    for p in stack
-                ]
-                log.info(f"Training jobs {', '.join(str(jobs[p][0]) for p in stack)} stacked")
-                trained_by_position |= dict(zip(stack, train_together(configs)))
-                members = stack
-            elif stack is None:
-                done = {p for s in stacks if len(s) > 1 for p in s}
-                members = [p for p in range(len(jobs)) if p not in done]
-            else:
-                continue
-            for position in members:
-                idx, overrides, sweep_config = jobs[position]
-                log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-                trained = trained_by_position.pop(position, None)
-                task = self.task_function if trained is None else functools.partial(train, trained=trained)
-                runs.append(
-                    run_job(
-                        hydra_context=self.hydra_context,
-                        task_function=task,
-                        config=sweep_config,
-                        job_dir_key="hydra.sweep.dir",
-                        job_subdir_key="hydra.sweep.subdir",
-                    )
-                )
-                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        for stack in stacks:
+            log.info(f"Training jobs {', '.join(str(jobs[p][0]) for p in stack)} stacked")
+            results = train_together([validated[p] for p in stack])
+            runs += [run(position, trained) for position, trained in zip(stack, results)]
+        runs += [run(position) for position in range(len(jobs)) if position not in stacked]
         runs.sort(key=lambda r: int(r.hydra_cfg.hydra.job.num))
         return runs

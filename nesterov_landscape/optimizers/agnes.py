@@ -35,11 +35,11 @@ class AGNES:
     mu: Optional[float] = constrained(lambda v: math.isfinite(v) and v > 0, _POSITIVE_OR_NULL)
     sigma: float = non_negative()
 
-    def config_error(self) -> str | None:
+    def config_error(self, key: str) -> str | None:
         if (self.L is None) != (self.mu is None):
-            return "give both L and mu (to derive lr, correction, momentum) or neither"
+            return f"{key}: give both L and mu (to derive lr, correction, momentum) or neither"
         if self.L is not None and self.mu > self.L:
-            return f"mu must be <= L, got mu={self.mu:g}, L={self.L:g}"
+            return f"{key}: mu must be <= L, got mu={self.mu:g}, L={self.L:g}"
         return None
 
     def __post_init__(self):

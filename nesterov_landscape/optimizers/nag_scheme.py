@@ -24,11 +24,11 @@ class NAGScheme:
     rho: Optional[float] = constrained(lambda v: 0 <= v < 1, "null or a number in [0, 1)")
     mu: Optional[float] = constrained(lambda v: math.isfinite(v) and v > 0, "null or a finite number > 0")
 
-    def config_error(self) -> str | None:
+    def config_error(self, key: str) -> str | None:
         if (self.rho is None) == (self.mu is None):
-            return "give exactly one of rho and mu (the other null)"
+            return f"{key}: give exactly one of rho and mu (the other null)"
         if self.mu is not None and self.mu * self.eta >= 1:
-            return f"mu * eta must be < 1, got {self.mu * self.eta:g}"
+            return f"{key}: mu * eta must be < 1, got {self.mu * self.eta:g}"
         return None
 
     @property
