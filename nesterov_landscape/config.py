@@ -222,7 +222,11 @@ def _build_choice(choices: dict[str, type], values: Any, key: str) -> Any:
 
 def validate(cfg: DictConfig, cuda_available: bool) -> Config:
     """Check a composed config and return it as dataclass objects, or raise ConfigError."""
-    values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    return validate_values(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True), cuda_available)
+
+
+def validate_values(values: dict[str, Any], cuda_available: bool) -> Config:
+    """`validate` for a resolved config held as plain dicts and lists."""
     config = _build(Config, values, "")
     config.optimizer = _build_choice(OPTIMIZER_SCHEMAS, values["optimizer"], "optimizer")
     unknown = sorted(set(values["probe"]) - set(PROBES))

@@ -1,5 +1,6 @@
 """The job: `train(cfg)` wires a validated config to the numerics, the job's files and W&B."""
 
+import functools
 import json
 import logging
 import math
@@ -31,6 +32,7 @@ from .wandb_run import start_run
 log = logging.getLogger(__name__)
 
 
+@functools.cache
 def versions() -> dict[str, str]:
     return {
         "python": platform.python_version(),
@@ -76,12 +78,8 @@ def job_identity() -> dict[str, Any]:
     }
 
 
-def train(cfg: DictConfig, trained: TrainResult | None = None) -> dict[str, Any]:
-    """Train the student on teacher data, probe the landscape, write summary.json, history.csv,
-    landscape.csv and one W&B run into the job's Hydra output directory; return the summary.
-
-    A diverging run is a result (status "diverged"), not an error. `trained` is this job's result
-    when the batched launcher trained it stacked with others."""
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """The Hydra task function: validate the job's config and run it in its Hydra output directory."""
     job = job_identity()
     output_dir = Path(job["output_dir"])
     try:
@@ -89,9 +87,20 @@ def train(cfg: DictConfig, trained: TrainResult | None = None) -> dict[str, Any]
     except ConfigError:
         remove_unstarted_job_dir(output_dir)
         raise
-    torch.set_num_threads(config.trainer.threads)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)
+    return run_job(config, resolved, job)
+
+
+def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], trained: TrainResult | None = None):
+    """Train the student on teacher data, probe the landscape, write summary.json, history.csv,
+    landscape.csv and one W&B run into job["output_dir"]; return the summary.
+
+    A diverging run is a result (status "diverged"), not an error. `trained` is this job's result
+    when the batched launcher trained it stacked with others."""
+    output_dir = Path(job["output_dir"])
+    if trained is None:
+        torch.set_num_threads(config.trainer.threads)
     if config.trainer.resume and (done := finished_summary(output_dir, resolved)) is not None:
         log.info(
             "%s already holds a %s run of this config; skipping it (trainer.resume=false reruns)",
@@ -116,7 +125,7 @@ def train(cfg: DictConfig, trained: TrainResult | None = None) -> dict[str, Any]
         "status": "running",
         "seed": config.seed,
         "config": resolved,
-        "versions": versions(),
+        "versions": dict(versions()),
         "job": job,
         "wandb": {"mode": wandb_mode, "id": run.id, "group": group},
     }

@@ -11,6 +11,20 @@ import wandb
 
 log = logging.getLogger(__name__)
 
+# What a job's run leaves out, each costing time in every job of a sweep: system metrics, console
+# capture, git, code and requirements (the job's own log file and summary.json keep the record).
+# wandb.init takes about 0.03 s with these off, 0.13 s with them on (offline, this machine).
+LEAN = dict(
+    console="off",
+    x_disable_stats=True,
+    x_disable_meta=True,
+    x_disable_machine_info=True,
+    disable_git=True,
+    save_code=False,
+    disable_code=True,
+    x_save_requirements=False,
+)
+
 
 def has_credentials() -> bool:
     """What `wandb login` leaves behind (an API key in the environment or in ~/.netrc for the W&B
@@ -40,7 +54,9 @@ def start_run(mode: str, init_timeout: float, **init_kwargs: Any) -> tuple[Any, 
         if has_credentials():
             try:
                 run = wandb.init(
-                    mode="online", settings=wandb.Settings(init_timeout=init_timeout, silent=True), **init_kwargs
+                    mode="online",
+                    settings=wandb.Settings(init_timeout=init_timeout, silent=True, **LEAN),
+                    **init_kwargs,
                 )
                 log.info("W&B run online at %s", run.url)
                 return run, "online"
@@ -48,7 +64,7 @@ def start_run(mode: str, init_timeout: float, **init_kwargs: Any) -> tuple[Any, 
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         log.warning("W&B online mode failed (%s); logging offline instead, upload later with `wandb sync`", reason)
         mode = "offline"
-    return wandb.init(mode=mode, **init_kwargs), mode
+    return wandb.init(mode=mode, settings=wandb.Settings(silent=True, **LEAN), **init_kwargs), mode
 
 
 def log_landscape(run: Any, columns: dict[str, list[float]], step: int) -> None:

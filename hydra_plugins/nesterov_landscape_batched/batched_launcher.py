@@ -1,20 +1,32 @@
 """`hydra/launcher=batched`: the same --multirun, with the jobs that differ only in shape-keeping
-values (seeds, lr, momentum, ...) trained together as one stacked computation. Every job still
-runs through Hydra's run_job and the harness's train(cfg): its own folder, .hydra/, files and W&B run."""
+values (seeds, lr, momentum, ...) trained together as stacked computations, spread over worker
+processes (`hydra/launcher=batched_slurm`: over SLURM array tasks). Every job still gets its own
+folder, .hydra/ files, log, result files and W&B run.
 
-import functools
+The launcher decides how jobs run and nothing else: job configs come from job_configs.py (Hydra's
+composition, once per set of group choices), the work of a stack from nesterov_landscape.stack_jobs.
+Torch and the app are imported only when a sweep launches: Hydra imports every plugin to discover it."""
+
 import logging
+import math
+import multiprocessing
+import os
+import sys
+import time
 from collections import defaultdict
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
-import torch
 from hydra.core.config_store import ConfigStore
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
+
+from .job_configs import Job, JobConfigs
 
 log = logging.getLogger(__name__)
 
@@ -22,83 +34,264 @@ log = logging.getLogger(__name__)
 @dataclass
 class BatchedLauncherConf:
     _target_: str = "hydra_plugins.nesterov_landscape_batched.batched_launcher.BatchedLauncher"
-    max_batch: int = 1000  # runs per stacked computation
+    max_batch: int = 1000  # runs per stacked computation, at most
+    n_jobs: Optional[int] = None  # worker processes; null: one per core; 1: in the launching process
+
+
+@dataclass
+class BatchedSlurmLauncherConf:
+    _target_: str = "hydra_plugins.nesterov_landscape_batched.batched_launcher.BatchedSlurmLauncher"
+    max_batch: int = 1000
+    runs_per_task: int = 1000  # runs per array task: whole stacks, at least one
+    cluster: str = "slurm"  # slurm | local (submitit's local executor: the same tasks as processes here)
+    submitit_folder: str = "${hydra.sweep.dir}/.submitit/%j"
+    timeout_min: int = 60
+    cpus_per_task: int = 1
+    mem_gb: int = 4
+    gpus_per_node: Optional[int] = None
+    partition: Optional[str] = None
+    array_parallelism: int = 256
+    setup: list[str] = field(default_factory=list)  # shell lines run before each task (module load ...)
+    additional_parameters: dict[str, Any] = field(default_factory=dict)  # any other sbatch option
 
 
 ConfigStore.instance().store(
     group="hydra/launcher", name="batched", node=BatchedLauncherConf, provider="nesterov_landscape"
 )
+ConfigStore.instance().store(
+    group="hydra/launcher", name="batched_slurm", node=BatchedSlurmLauncherConf, provider="nesterov_landscape"
+)
+
+
+class Progress:
+    """Jobs done of N, rate and time left: a bar on a terminal, a log line a minute otherwise."""
+
+    def __init__(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self.total, self.start, self.last_line = total, time.perf_counter(), 0.0
+        self.counts: dict[str, int] = defaultdict(int)
+        self.bar = tqdm(total=total, unit="job", dynamic_ncols=True, disable=not sys.stderr.isatty())
+
+    def done(self, kind: str, n: int = 1) -> None:
+        self.counts[kind] += n
+        self.bar.update(n)
+        self.bar.set_postfix({k: v for k, v in sorted(self.counts.items())}, refresh=False)
+        now = time.perf_counter()
+        if self.bar.disable and now - self.last_line > 60:
+            self.last_line = now
+            finished = sum(self.counts.values())
+            rate = finished / (now - self.start)
+            left = (self.total - finished) / rate if rate else math.inf
+            log.info(f"{finished}/{self.total} jobs done, {rate:.2f} jobs/s, about {left:.0f} s left")
+
+    def close(self) -> None:
+        self.bar.close()
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(self.counts.items()))
+        log.info(f"{self.total} jobs in {time.perf_counter() - self.start:.1f} s: {counts}")
 
 
 class BatchedLauncher(Launcher):
-    def __init__(self, max_batch: int = 1000) -> None:
+    # Read by the sweeper: this launcher composes each job itself and checks every value first.
+    composes_jobs = True
+
+    def __init__(self, max_batch: int = 1000, n_jobs: Optional[int] = None) -> None:
         super().__init__()
+        if max_batch < 1:
+            raise ValueError(f"hydra.launcher.max_batch={max_batch} is not allowed; it must be an integer >= 1")
+        if n_jobs is not None and n_jobs < 1:
+            raise ValueError(f"hydra.launcher.n_jobs={n_jobs} is not allowed; it must be null or an integer >= 1")
         self.max_batch = max_batch
+        self.n_jobs = n_jobs or len(os.sched_getaffinity(0))
         self.config: Optional[DictConfig] = None
-        self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+        self.config, self.hydra_context = config, hydra_context
+
+    def check_batch(self, job_overrides: Sequence[Sequence[str]]) -> None:
+        assert self.hydra_context is not None and self.config is not None
+        setup_globals()
+        self.job_configs = JobConfigs(self.hydra_context, self.config)
+        self.job_configs.check(job_overrides)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from nesterov_landscape.batched import stack_signature, train_together
-        from nesterov_landscape.config import ConfigError, validate
-        from nesterov_landscape.train import finished_summary, train
-
+        assert self.config is not None
         setup_globals()
-        assert self.hydra_context is not None and self.config is not None and self.task_function is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        jobs = []
-        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            with open_dict(sweep_config):
-                sweep_config.hydra.job.id = idx
-                sweep_config.hydra.job.num = idx
-            jobs.append((idx, overrides, sweep_config))
-        groups: dict[str, list[int]] = defaultdict(list)
-        validated = {}
-        for position, (idx, _, sweep_config) in enumerate(jobs):
-            task_config = OmegaConf.masked_copy(sweep_config, [k for k in sweep_config if k != "hydra"])
+        if getattr(self, "job_configs", None) is None:
+            self.check_batch(job_overrides)
+        jobs = list(enumerate(job_overrides, start=initial_job_idx))
+        log.info(f"Launching {len(jobs)} jobs, stacked, on {self._where()}")
+        self.progress = Progress(len(jobs))
+        self.returns: dict[int, JobReturn] = {}
+        self.job_name = str(self.config.hydra.job.name)
+        try:
+            self._run(self._stacks(jobs, job_overrides))
+        finally:
+            self.progress.close()
+            self.job_configs = None
+        for idx, overrides in jobs:
+            if idx not in self.returns:  # never ran: the pool broke or the sweep was interrupted
+                self._record(idx, overrides, "failed", "not run")
+        return [self.returns.pop(idx) for idx, _ in jobs]
+
+    def _where(self) -> str:
+        return "this process" if self.n_jobs == 1 else f"{self.n_jobs} worker processes"
+
+    def _stack_size(self, n_jobs: int) -> int:
+        return max(1, min(self.max_batch, math.ceil(n_jobs / self.n_jobs)))
+
+    def _stacks(self, jobs: list[tuple[int, Sequence[str]]], job_overrides: Sequence[Sequence[str]]) -> Iterator[list[Job]]:
+        """Stacks of jobs with equal signatures, streamed as they fill so the first trains at once.
+        A stack holds at most max_batch runs and about N / workers, so every worker gets one."""
+        import torch
+
+        from nesterov_landscape.batched import stack_signature
+        from nesterov_landscape.config import ConfigError, validate_values
+        from nesterov_landscape.train import finished_summary
+
+        size = self._stack_size(len(jobs))
+        filling: dict[str, list[Job]] = defaultdict(list)
+        cuda = torch.cuda.is_available()
+        for idx, overrides in jobs:
+            job = self.job_configs.job(idx, overrides)
             try:
-                config = validate(task_config, cuda_available=torch.cuda.is_available())
-            except ConfigError:
-                continue  # runs alone, where the job reports it
-            output_dir = Path(str(sweep_config.hydra.sweep.dir)) / str(sweep_config.hydra.sweep.subdir)
-            resolved = OmegaConf.to_container(task_config, resolve=True)
+                config = validate_values(job.resolved, cuda_available=cuda)
+            except ConfigError as error:  # this job alone fails; it leaves no folder
+                log.error(f"job #{idx} ({' '.join(overrides)}): invalid config: {error}")
+                self._record(idx, overrides, "failed", f"invalid config: {error}")
+                continue
+            if config.trainer.resume and finished_summary(Path(job.output_dir), job.resolved):
+                self._record(idx, overrides, "completed", "already done")
+                continue
             signature = stack_signature(config)
-            if signature is not None and not (config.trainer.resume and finished_summary(output_dir, resolved)):
-                groups[signature].append(position)
-                validated[position] = config
-        stacks = [
-            members[i : i + self.max_batch]
-            for members in groups.values()
-            for i in range(0, len(members), self.max_batch)
-            if len(members[i : i + self.max_batch]) > 1
-        ]
-        stacked = {position for stack in stacks for position in stack}
-        log.info(f"Launching {len(jobs)} jobs: {len(stacked)} in {len(stacks)} stacked computations")
+            if signature is None:
+                yield [job]
+                continue
+            filling[signature].append(job)
+            if len(filling[signature]) == size:
+                yield filling.pop(signature)
+        yield from filling.values()
 
-        def run(position: int, trained=None) -> JobReturn:
-            idx, overrides, sweep_config = jobs[position]
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            task = self.task_function if trained is None else functools.partial(train, trained=trained)
-            ret = run_job(
-                hydra_context=self.hydra_context,
-                task_function=task,
-                config=sweep_config,
-                job_dir_key="hydra.sweep.dir",
-                job_subdir_key="hydra.sweep.subdir",
-            )
-            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-            return ret
+    def _run(self, stacks: Iterator[list[Job]]) -> None:
+        from nesterov_landscape.stack_jobs import init_worker, run_stack
 
-        runs: list[JobReturn] = []
+        if self.n_jobs == 1:
+            for stack in stacks:
+                self._collect(stack, run_stack(stack))
+            return
+        context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch and threads
+        pool = ProcessPoolExecutor(self.n_jobs, mp_context=context, initializer=init_worker)
+        running: dict[Future, list[Job]] = {}
+        try:
+            for stack in stacks:
+                if len(running) >= 2 * self.n_jobs:  # bound what waits in memory
+                    pool = self._settle(pool, running)
+                running[pool.submit(run_stack, stack)] = stack
+            while running:
+                pool = self._settle(pool, running)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
+
+    def _settle(self, pool: ProcessPoolExecutor, running: dict[Future, list[Job]]) -> ProcessPoolExecutor:
+        """Collect the stacks that finished; returns the pool to go on with (a new one if it broke)."""
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        broken = False
+        for future in done:
+            stack = running.pop(future)
+            try:
+                self._collect(stack, future.result())
+            except BrokenProcessPool:
+                broken = True
+                for job in stack:
+                    self._record(job.idx, job.overrides, "failed", "its worker process died (killed or out of memory)")
+            except Exception as error:  # the stack's own failure: its jobs failed, the sweep goes on
+                for job in stack:
+                    self._record(job.idx, job.overrides, "failed", f"{type(error).__name__}: {error}")
+        if broken:  # every stack on the dead pool is lost; the jobs still to come get a new one
+            for future, stack in list(running.items()):
+                running.pop(future)
+                for job in stack:
+                    self._record(job.idx, job.overrides, "failed", "its worker pool broke")
+            log.error("a worker process died; its jobs failed. Re-run the same command to finish them.")
+            pool.shutdown(wait=False)
+            from nesterov_landscape.stack_jobs import init_worker
+
+            pool = ProcessPoolExecutor(self.n_jobs, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker)
+        return pool
+
+    def _collect(self, stack: list[Job], outcomes: list[tuple[int, str, str]]) -> None:
+        overrides = {job.idx: job.overrides for job in stack}
+        for idx, status, detail in outcomes:
+            if status == "failed":
+                log.error(f"job #{idx} ({' '.join(overrides[idx])}) failed: {detail}")
+            self._record(idx, overrides[idx], status, detail)
+
+    def _record(self, idx: int, overrides: Sequence[str], status: str, detail: str) -> None:
+        """A small JobReturn (no configs): a sweep of 10,000 jobs keeps 10,000 of them."""
+        failed = status == "failed"
+        self.returns[idx] = JobReturn(
+            overrides=list(overrides),
+            working_dir=os.getcwd(),
+            task_name=self.job_name,
+            status=JobStatus.FAILED if failed else JobStatus.COMPLETED,
+            _return_value=RuntimeError(detail) if failed else detail,
+        )
+        self.progress.done(detail if detail in ("completed", "diverged", "already done") else "failed")
+
+
+class BatchedSlurmLauncher(BatchedLauncher):
+    """The batched launcher over SLURM through submitit: one array task per chunk of whole stacks.
+    Re-running the same command skips finished jobs (trainer.resume), so it finishes only the rest."""
+
+    def __init__(self, max_batch: int = 1000, runs_per_task: int = 1000, cluster: str = "slurm", **params: Any) -> None:
+        super().__init__(max_batch=max_batch, n_jobs=1)
+        if cluster not in ("slurm", "local"):
+            raise ValueError(f"hydra.launcher.cluster={cluster} is not allowed; it must be slurm or local")
+        if runs_per_task < 1:
+            raise ValueError(f"hydra.launcher.runs_per_task={runs_per_task} is not allowed; it must be an integer >= 1")
+        self.runs_per_task, self.cluster = runs_per_task, cluster
+        self.params = {k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v for k, v in params.items()}
+
+    def _stack_size(self, n_jobs: int) -> int:
+        return min(self.max_batch, self.runs_per_task)
+
+    def _where(self) -> str:
+        return f"SLURM array tasks ({self.cluster})"
+
+    def _run(self, stacks: Iterator[list[Job]]) -> None:
+        import submitit
+
+        from nesterov_landscape.stack_jobs import run_stacks
+
+        tasks: list[list[list[Job]]] = []
         for stack in stacks:
-            log.info(f"Training jobs {', '.join(str(jobs[p][0]) for p in stack)} stacked")
-            results = train_together([validated[p] for p in stack])
-            runs += [run(position, trained) for position, trained in zip(stack, results)]
-        runs += [run(position) for position in range(len(jobs)) if position not in stacked]
-        runs.sort(key=lambda r: int(r.hydra_cfg.hydra.job.num))
-        return runs
+            if not tasks or sum(map(len, tasks[-1])) + len(stack) > self.runs_per_task:
+                tasks.append([])
+            tasks[-1].append(stack)
+        if not tasks:
+            return
+        params = dict(self.params)
+        executor = submitit.AutoExecutor(folder=params.pop("submitit_folder"), cluster=self.cluster)
+        slurm = {
+            "slurm_partition": params.pop("partition"),
+            "slurm_array_parallelism": params.pop("array_parallelism"),
+            "slurm_setup": params.pop("setup"),
+            "slurm_additional_parameters": params.pop("additional_parameters"),
+        }
+        executor.update_parameters(**params, **(slurm if self.cluster == "slurm" else {}))
+        submitted = executor.map_array(run_stacks, tasks)
+        log.info(f"submitted {len(submitted)} array tasks, job {submitted[0].job_id.split('_')[0]}")
+        for job, task in zip(submitted, tasks):
+            stack = [j for s in task for j in s]
+            try:
+                self._collect(stack, job.result())
+            except Exception as error:  # the task died: its jobs failed, the others are kept
+                first_line = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+                for j in stack:
+                    if j.idx not in self.returns:
+                        self._record(j.idx, j.overrides, "failed", f"array task {job.job_id} failed: {first_line}")

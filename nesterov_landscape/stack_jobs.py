@@ -1,0 +1,118 @@
+"""A worker's share of a batched sweep: train a stack of jobs as one computation, then give each job
+its folder, .hydra/ files, log file, result files and W&B run, one after another.
+
+Jobs arrive as plain data (their resolved config, the config and Hydra node as Hydra would save
+them): no Hydra composition happens here. One job's failure is that job's alone: a stack that
+cannot be trained or probed together falls back to training its jobs one by one."""
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import yaml
+
+from .batched import train_together
+from .config import ConfigError, validate_values
+from .job_files import atomic_write_text
+from .train import run_job
+
+log = logging.getLogger(__name__)
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+
+# (job index, "completed" or "failed", the job's status or the error)
+Outcome = tuple[int, str, str]
+
+
+def _write_hydra_files(job: Any) -> None:
+    """What Hydra's run_job saves in .hydra/, from the job's plain trees (C YAML: ~1 ms a job)."""
+    folder = Path(job.output_dir) / ".hydra"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, tree in (("config", job.task), ("hydra", {"hydra": job.hydra}), ("overrides", job.overrides)):
+        atomic_write_text(folder / f"{name}.yaml", yaml.dump(tree, Dumper=yaml.CSafeDumper, sort_keys=False))
+
+
+def _identity(job: Any) -> dict[str, Any]:
+    return {
+        "output_dir": job.output_dir,
+        "multirun": True,
+        "num": job.idx,
+        "override_dirname": job.hydra["job"]["override_dirname"],
+        "sweep_dir": str(Path(job.output_dir).parent),
+    }
+
+
+class _JobLog:
+    """The job's log file, as Hydra's run_job keeps one; the console only gets warnings, so that
+    thousands of jobs do not flood it."""
+
+    def __init__(self, job: Any) -> None:
+        self.logger = logging.getLogger("nesterov_landscape")
+        path = Path(job.output_dir) / f"{job.hydra['job']['name']}.log"
+        self.file = logging.FileHandler(path, mode="a")
+        self.file.setFormatter(logging.Formatter(LOG_FORMAT))
+        self.console = logging.StreamHandler(sys.stderr)
+        self.console.setLevel(logging.WARNING)
+        self.console.setFormatter(logging.Formatter(f"job #{job.idx}: %(levelname)s %(message)s"))
+
+    def __enter__(self) -> None:
+        self.saved = self.logger.propagate, self.logger.level
+        self.logger.propagate = False
+        self.logger.setLevel(logging.INFO)
+        self.logger.addHandler(self.file)
+        self.logger.addHandler(self.console)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.logger.removeHandler(self.file)
+        self.logger.removeHandler(self.console)
+        self.file.close()
+        self.logger.propagate, self.logger.level = self.saved
+
+
+def _finish_job(job: Any, config: Any, trained: Any) -> Outcome:
+    _write_hydra_files(job)
+    with _JobLog(job):
+        try:
+            summary = run_job(config, job.resolved, _identity(job), trained)
+        except Exception as error:
+            log.exception("job #%d failed", job.idx)
+            return job.idx, "failed", f"{type(error).__name__}: {error}"
+    return job.idx, "completed", summary["status"]
+
+
+def run_stack(jobs: Sequence[Any]) -> list[Outcome]:
+    """Run jobs that the launcher grouped by stack signature (or one job alone)."""
+    outcomes: list[Outcome] = []
+    valid = []
+    for job in jobs:
+        try:
+            valid.append((job, validate_values(job.resolved, cuda_available=torch.cuda.is_available())))
+        except ConfigError as error:
+            outcomes.append((job.idx, "failed", f"invalid config: {error}"))
+    if not valid:
+        return outcomes
+    torch.set_num_threads(valid[0][1].trainer.threads)
+    trained: list[Any] = [None] * len(valid)
+    if len(valid) > 1:
+        try:
+            trained = train_together([config for _, config in valid])
+        except Exception as error:  # the jobs then train one by one, each failing on its own
+            log.warning("stack of %d jobs failed (%s: %s); training them one by one", len(valid), type(error).__name__, error)
+    for i, (job, config) in enumerate(valid):
+        outcomes.append(_finish_job(job, config, trained[i]))
+        trained[i] = None  # release the run's weights and history
+    return outcomes
+
+
+def run_stacks(stacks: Sequence[Sequence[Any]]) -> list[Outcome]:
+    """One SLURM array task: several stacks, one after another."""
+    init_worker()
+    return [outcome for stack in stacks for outcome in run_stack(stack)]
+
+
+def init_worker() -> None:
+    """A worker process prints warnings only; each job's log goes to its own file."""
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr)
+    os.environ.setdefault("WANDB_SILENT", "true")
