@@ -61,6 +61,12 @@ def stacked_hyperparams(hyperparams: list[Any], device: torch.device, dtype: tor
     return stacked
 
 
+def fast_activation(config: Config) -> bool:
+    """A compiled float32 stack trains with the fast tanh (mlp.rational_tanh); the probes, float64
+    and eager stacks use torch.tanh."""
+    return config.trainer.compile and config.trainer.precision == "float32" and config.model.activation == "tanh"
+
+
 def train_together(configs: list[Config]) -> list[TrainResult]:
     """Train jobs with equal stack signatures as one computation; each gets the TrainResult its
     own job would compute (up to floating-point reassociation in the batched matmuls). When all
@@ -77,17 +83,26 @@ def train_together(configs: list[Config]) -> list[TrainResult]:
         """Row r: the loss of run runs[r] at weights w[r]."""
         return mean_squared_error(config.loss, forward(shape, config.model.activation, w, x[runs]), y[runs])
 
+    fast = fast_activation(config)
+
     def loss_fn(w: torch.Tensor) -> torch.Tensor:
-        return mean_squared_error(config.loss, forward(shape, config.model.activation, w, x), y)
+        return mean_squared_error(config.loss, forward(shape, config.model.activation, w, x, fast), y)
 
     compile_seconds = 0.0
     if config.trainer.compile:
         loss_fn, compile_seconds = compiled(loss_fn, params)
     results = training.train_stacked(
-        loss_fn, params, first.optimizer, hyperparams, config.trainer.epochs, config.trainer.log_every
+        loss_fn,
+        params,
+        first.optimizer,
+        hyperparams,
+        config.trainer.epochs,
+        config.trainer.log_every,
+        config.trainer.compile,
     )
     for result in results:
         result.compile_seconds = compile_seconds / len(results)
+        result.activation = "rational_tanh" if fast else config.model.activation
     line = config.probe.get("gradient_line")
     completed = [i for i, r in enumerate(results) if r.status == "completed"]
     same_probe = all(c.probe.get("gradient_line") == line for c in configs)

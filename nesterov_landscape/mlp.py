@@ -11,12 +11,47 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+def rational_tanh(z: torch.Tensor) -> torch.Tensor:
+    """tanh as the float32 rational approximation of Eigen and XLA: an odd polynomial over an even
+    one in z clamped to +-7.9053 (where float32 tanh is +-1). Compiled, it is about 3x faster than
+    torch.tanh on one CPU thread; its relative error is at most 3.2e-7 (torch.tanh in float32:
+    1.1e-7), so it is for float32 only."""
+    z = z.clamp(-7.90531110763549805, 7.90531110763549805)
+    z2 = z * z
+    p = z2 * -2.76076847742355e-16 + 2.00018790482477e-13
+    for c in (-8.60467152213735e-11, 5.12229709037114e-08, 1.48572235717979e-05, 6.37261928875436e-04):
+        p = z2 * p + c
+    p = z * (z2 * p + 4.89352455891786e-03)
+    q = z2 * 1.19825839466702e-06 + 1.18534705686654e-04
+    q = z2 * q + 2.26843463243900e-03
+    return p / (z2 * q + 4.89352518554385e-03)
+
+
+class _RationalTanh(torch.autograd.Function):
+    """rational_tanh with tanh's own derivative, 1 - tanh^2, from the saved output."""
+
+    @staticmethod
+    def forward(z: torch.Tensor) -> torch.Tensor:
+        return rational_tanh(z)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return grad * (1 - y * y)
+
+
 ACTIVATIONS = {
     "tanh": torch.tanh,
     "relu": torch.relu,
     "gelu": F.gelu,
     "softplus": F.softplus,
 }
+# Used in place of the exact activation only where asked (a compiled float32 stack).
+FAST_ACTIVATIONS = {"tanh": _RationalTanh.apply}
 INITS = ("pytorch", "xavier_normal", "lecun_normal")
 
 
@@ -62,10 +97,12 @@ def init_params(shape: MLPShape, init: str, generator: torch.Generator) -> torch
     return torch.cat(chunks)
 
 
-def forward(shape: MLPShape, activation: str, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def forward(
+    shape: MLPShape, activation: str, params: torch.Tensor, x: torch.Tensor, fast: bool = False
+) -> torch.Tensor:
     """Network outputs for inputs x (n, input_dim) or (B, n, input_dim): shape (n,) for params (P,),
-    (B, n) for params (B, P)."""
-    act = ACTIVATIONS[activation]
+    (B, n) for params (B, P). `fast` uses FAST_ACTIVATIONS where there is one."""
+    act = FAST_ACTIVATIONS.get(activation, ACTIVATIONS[activation]) if fast else ACTIVATIONS[activation]
     sizes = [
         n
         for fan_in, fan_out in shape.layers

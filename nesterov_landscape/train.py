@@ -108,6 +108,10 @@ def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], train
             done["status"],
         )
         return done
+    # A run left by an earlier, unfinished try of this job (killed, interrupted, failed): this try
+    # starts over, so its run replaces that one and `wandb sync` uploads one run per job.
+    for stale in output_dir.glob("wandb/offline-run-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     group = config.logger.group or (Path(job["sweep_dir"]).as_posix().replace("/", "_") if job["multirun"] else None)
     run, wandb_mode = start_run(
         config.logger.mode,
@@ -228,6 +232,7 @@ def run_experiment(config: Config, output_dir: Path, run: Any, trained: TrainRes
         "train_seconds": result.seconds,
         "compile_seconds": compile_seconds,
         "stacked_with": result.stacked_with,
+        "trained_activation": result.activation or config.model.activation,
         "optimizer_hyperparams": vars(hyperparams),
         "steps_per_epoch": steps_per_epoch,
     }

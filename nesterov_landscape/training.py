@@ -62,6 +62,7 @@ class TrainResult:
     compile_seconds: float = 0.0  # torch.compile time, outside `seconds`
     gradient_line: Any = None  # the final gradient-line probe, when its stack computed it
     probe_seconds: float = 0.0  # this run's share of that stacked probe
+    activation: str = ""  # the activation as trained, where it differs from model.activation's exact one
 
 
 def train(
@@ -149,45 +150,85 @@ def train_stacked(
     hyperparams: Any,
     epochs: int,
     log_every: int,
+    compile: bool = False,
 ) -> list[TrainResult]:
     """Full-batch training of B independent runs stacked in params (B, P); loss_fn maps them to B
     losses, and hyperparams may hold (B, 1) tensors, one value per run.
 
     Each run's history and status are what `train` gives it alone: a run whose loss turns
     non-finite is recorded as diverged at that epoch and frozen; the others go on unaffected (the
-    gradient of the summed loss is per run)."""
+    gradient of the summed loss is per run). Between history rows nothing is read back to the host
+    (a GPU never waits): divergence is detected, dated and frozen on the device, and read at the next
+    logging point, which also ends training once no run is left. With `compile`, the update (and
+    the divergence bookkeeping) is one torch.compile'd function; loss_fn is compiled by the caller."""
     start = time.perf_counter()
-    runs = params.shape[0]
+    runs, device = params.shape[0], params.device
     state = optimizer.init(params)
-    active = torch.ones(runs, dtype=torch.bool, device=params.device)
+    active = torch.ones(runs, dtype=torch.bool, device=device)
+    # per run: the epoch it diverged at (-1: not), and its loss and gradient norm then
+    diverged_at = torch.full((runs,), -1, dtype=torch.long, device=device)
+    diverged_loss = torch.zeros(runs, dtype=params.dtype, device=device)
+    diverged_grad_norm = torch.zeros(runs, dtype=params.dtype, device=device)
+    epoch_now = torch.zeros((), dtype=torch.long, device=device)
+
+    def update(params, grads, losses, state, active, diverged_at, diverged_loss, diverged_grad_norm, epoch_now):
+        grad_norms = grads.norm(dim=1)
+        newly = active & ~torch.isfinite(losses)
+        diverged_at = torch.where(newly, epoch_now, diverged_at)
+        diverged_loss = torch.where(newly, losses, diverged_loss)
+        diverged_grad_norm = torch.where(newly, grad_norms, diverged_grad_norm)
+        active = active & ~newly
+        stepped, state = optimizer.step(hyperparams, params, grads, state)
+        params = torch.where(active.unsqueeze(1), stepped, params)
+        return params, state, active, diverged_at, diverged_loss, diverged_grad_norm, epoch_now + 1, grad_norms
+
+    if compile:
+        update = torch.compile(update, dynamic=False)
     histories: list[list[dict[str, float]]] = [[] for _ in range(runs)]
-    epochs_run = [epochs] * runs
-    statuses = ["completed"] * runs
-    all_active = True  # no run frozen yet: skip the masking
+    logged_active = [True] * runs
     epoch = 0
     while True:
         w = params.detach().requires_grad_()
         losses = loss_fn(w)
         (grads,) = torch.autograd.grad(losses.sum(), w)
-        newly_diverged = active & ~torch.isfinite(losses)
-        any_diverged = bool(newly_diverged.any())
-        if epoch % log_every == 0 or epoch == epochs or any_diverged:
-            recorded = active.tolist() if epoch % log_every == 0 or epoch == epochs else newly_diverged.tolist()
-            for run, loss, grad_norm, keep in zip(range(runs), losses.tolist(), grads.norm(dim=1).tolist(), recorded):
-                if keep:
-                    histories[run].append({"epoch": epoch, "loss": loss, "grad_norm": grad_norm})
-        if any_diverged:
-            for run in newly_diverged.nonzero().flatten().tolist():
-                statuses[run], epochs_run[run] = "diverged", epoch
-            active &= ~newly_diverged
-            all_active = False
-        if epoch == epochs or not bool(active.any()):
-            break
-        stepped, state = optimizer.step(hyperparams, params, grads, state)
-        params = stepped if all_active else torch.where(active.unsqueeze(1), stepped, params)
+        was_active = active
+        stepped = update(
+            params, grads, losses.detach(), state, active, diverged_at, diverged_loss, diverged_grad_norm, epoch_now
+        )
+        if epoch % log_every == 0 or epoch == epochs:  # the host reads rows only here
+            grad_norms = stepped[-1]
+            _read_rows(histories, logged_active, epoch, was_active, losses, grad_norms, stepped[3:6])
+            if epoch == epochs or not any(logged_active):
+                break
+        params, state, active, diverged_at, diverged_loss, diverged_grad_norm, epoch_now, _ = stepped
         epoch += 1
     share = (time.perf_counter() - start) / runs
+    at = diverged_at.tolist()
     return [
-        TrainResult(params[run].detach(), statuses[run], epochs_run[run], histories[run], share, runs - 1)
+        TrainResult(
+            params[run].detach(),
+            "completed" if at[run] < 0 else "diverged",
+            epochs if at[run] < 0 else at[run],
+            histories[run],
+            share,
+            runs - 1,
+        )
         for run in range(runs)
     ]
+
+
+def _read_rows(histories, logged_active, epoch, was_active, losses, grad_norms, divergence) -> None:
+    """History rows at logging point `epoch`: each run still active before this epoch's update
+    gets its row here (a non-finite loss included); a run that diverged since the last logging
+    point gets the row of the epoch it diverged at, with the loss and gradient norm it had then."""
+    diverged_at, diverged_loss, diverged_grad_norm = (t.tolist() for t in divergence)
+    active, loss, grad_norm = was_active.tolist(), losses.detach().tolist(), grad_norms.tolist()
+    for run, history in enumerate(histories):
+        if not logged_active[run]:
+            continue
+        if active[run]:
+            history.append({"epoch": epoch, "loss": loss[run], "grad_norm": grad_norm[run]})
+        else:
+            history.append({"epoch": diverged_at[run], "loss": diverged_loss[run], "grad_norm": diverged_grad_norm[run]})
+        if diverged_at[run] >= 0:
+            logged_active[run] = False

@@ -1,0 +1,194 @@
+"""Sweeps at scale through the batched launchers: job configs derived from one composition per set
+of group choices equal Hydra's own, worker processes give what one process gives, the SLURM mode
+runs through submitit's local executor, and a killed worker loses nothing a re-run cannot finish."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hydra._internal.callbacks import Callbacks
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.utils import create_config_search_path
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import setup_globals
+from hydra.types import HydraContext, RunMode
+from omegaconf import OmegaConf, open_dict, read_write
+
+from hydra_plugins.nesterov_landscape_batched.job_configs import JobConfigs
+
+from .helpers import CONF, ROOT, TINY, run_cli
+
+MIXED_SWEEP = [
+    ["seed=1", "optimizer=adam", "optimizer.lr=0.01"],  # a group choice and values
+    ["optimizer.lr=0.02", "seed=2", "optimizer=heavy_ball", "+extra=5"],  # an appended key
+    ["seed=3", "model.width=7", "probe=[gradient_line,hessian]", "~probe.gradient_line"],  # a deletion
+    ["seed=4", "logger.project=p_${seed}"],  # an interpolation in a value
+    ["seed=5", "hydra.sweep.subdir=${hydra.job.override_dirname}"],  # a Hydra override
+    ["optimizer.lr=1", "+trainer.newkey={a: 1}"],  # an int for a float, a dict appended
+    ["seed=6", "optimizer.lr=0.01"],
+    ["seed=7", "optimizer.lr=0.01", "model.width=7"],
+]
+
+
+def hydra_composed(loader, master, idx, overrides):
+    """What Hydra's basic launcher and run_job make of one job: composition, job number, folder."""
+    config = loader.load_sweep_config(master, overrides)
+    with open_dict(config):
+        config.hydra.job.id, config.hydra.job.num = idx, idx
+    HydraConfig.instance().set_config(config)
+    output_dir = os.path.abspath(os.path.join(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir)))
+    with read_write(config.hydra):
+        config.hydra.runtime.output_dir = output_dir
+    HydraConfig.instance().set_config(config)
+    task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    return (
+        OmegaConf.to_container(task, resolve=False),
+        OmegaConf.to_container(task, resolve=True),
+        OmegaConf.to_container(config.hydra, resolve=False, enum_to_str=True),
+        output_dir,
+    )
+
+
+def test_derived_job_configs_equal_hydras_composition(tmp_path):
+    setup_globals()
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF)))
+    master = loader.load_configuration(
+        "config",
+        ["hydra/launcher=batched", f"hydra.sweep.dir={tmp_path}/${{now:%H-%M-%S}}"],
+        RunMode.MULTIRUN,
+    )
+    job_configs = JobConfigs(HydraContext(config_loader=loader, callbacks=Callbacks(master)), master)
+    job_configs.check(MIXED_SWEEP)
+    for idx, overrides in enumerate(MIXED_SWEEP):
+        job = job_configs.job(idx, overrides)
+        task, resolved, hydra, output_dir = hydra_composed(loader, master, idx, overrides)
+        assert (job.task, job.resolved, job.hydra, job.output_dir) == (task, resolved, hydra, output_dir), overrides
+    # one composition per set of group choices, however many jobs share it
+    assert len(job_configs.templates) == 5
+
+
+def test_a_bad_value_fails_before_any_job_runs(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        *TINY, "optimizer.lr=0.1,abc", "hydra/launcher=batched", f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path
+    )
+    assert result.returncode != 0 and "optimizer.lr=abc" in result.stderr
+    assert not [p for p in sweep.glob("*") if p.is_dir()]  # no job folder
+
+
+def summaries(sweep, n):
+    return [json.loads((sweep / str(i) / "summary.json").read_text()) for i in range(n)]
+
+
+def histories(sweep, n):
+    return [list(csv.DictReader((sweep / str(i) / "history.csv").open())) for i in range(n)]
+
+
+@pytest.mark.slow
+def test_worker_processes_give_what_one_process_gives(tmp_path):
+    sweep_args = [*TINY, "trainer.precision=float64", "trainer.epochs=200", "seed=0,1,2", "optimizer.lr=0.005,0.02,10"]
+    runs = {}
+    for n_jobs in (1, 2):
+        sweep = tmp_path / f"n{n_jobs}"
+        result = run_cli(
+            *sweep_args, "hydra/launcher=batched", f"hydra.launcher.n_jobs={n_jobs}", f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        runs[n_jobs] = summaries(sweep, 9), histories(sweep, 9)
+        for i in range(9):
+            job = sweep / str(i)
+            assert sorted(p.name for p in (job / ".hydra").iterdir()) == ["config.yaml", "hydra.yaml", "overrides.yaml"]
+            assert len(list(job.glob("wandb/offline-run-*/run-*.wandb"))) == 1
+            assert (job / "nesterov_landscape.log").read_text().count("final loss") == 1
+    (one, one_history), (two, two_history) = runs[1], runs[2]
+    # one process: one stack of 9; two workers: stacks of at most ceil(9 / 2) = 5
+    assert {s["stacked_with"] for s in one} == {8} and max(s["stacked_with"] for s in two) == 4
+    assert [s["status"] for s in one].count("diverged") == 3  # lr = 10
+    for a, b, ha, hb in zip(one, two, one_history, two_history):
+        assert a["config"] == b["config"] and a["status"] == b["status"] and a["epochs_run"] == b["epochs_run"]
+        assert b["threads"] == 1  # trainer.threads, as the worker trained
+        assert len(ha) == len(hb)
+        for ra, rb in zip(ha, hb):
+            assert ra["epoch"] == rb["epoch"]
+            for column in ("loss", "grad_norm"):
+                x, y = float(ra[column]), float(rb[column])
+                assert x == y or abs(x - y) <= 1e-10 * abs(x), (column, x, y)
+
+
+@pytest.mark.slow
+def test_slurm_mode_through_submitits_local_executor(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [
+        *TINY,
+        "seed=0,1,2,3,4",
+        "hydra/launcher=batched_slurm",
+        "hydra.launcher.cluster=local",
+        "hydra.launcher.runs_per_task=2",
+        "hydra.launcher.max_batch=2",
+        f"hydra.sweep.dir={sweep}",
+        "--multirun",
+    ]
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    done = summaries(sweep, 5)
+    assert [s["status"] for s in done] == ["completed"] * 5
+    assert sorted(s["stacked_with"] for s in done) == [0, 1, 1, 1, 1]  # stacks of 2, 2 and 1
+    assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 3  # one task per 2 runs
+    # the same command again finishes only what is unfinished: here nothing
+    (sweep / "3" / "summary.json").unlink()
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    redone = summaries(sweep, 5)
+    assert [s["wandb"]["id"] for i, s in enumerate(redone) if i != 3] == [s["wandb"]["id"] for i, s in enumerate(done) if i != 3]
+    assert redone[3]["status"] == "completed" and redone[3]["wandb"]["id"] != done[3]["wandb"]["id"]
+    assert len(list((sweep / "3").glob("wandb/offline-run-*"))) == 1
+
+
+def children(pid):
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_stack_then_the_same_command_finishes_only_the_rest(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [
+        sys.executable,
+        "-m",
+        "nesterov_landscape",
+        *TINY,
+        "trainer.epochs=20000",
+        "trainer.log_every=1000",
+        "seed=0,1,2,3,4,5",
+        "hydra/launcher=batched",
+        "hydra.launcher.n_jobs=2",
+        "hydra.launcher.max_batch=2",
+        f"hydra.sweep.dir={sweep}",
+        "--multirun",
+    ]
+    env = {**os.environ, "WANDB_SILENT": "true"}
+    sweep_process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    workers = []
+    while len(workers) < 2 and time.monotonic() < deadline:  # not the resource tracker, not wandb's service
+        workers = [c for c in children(sweep_process.pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        time.sleep(0.2)
+    time.sleep(8)  # started and training their first stacks (each takes longer than that)
+    os.kill(workers[0], signal.SIGKILL)
+    _, stderr = sweep_process.communicate(timeout=300)
+    assert sweep_process.returncode != 0 and b"worker process died" in stderr
+    first = {i: json.loads(p.read_text()) for i in range(6) if (p := sweep / str(i) / "summary.json").exists()}
+    assert len(first) < 6
+    again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr.decode()[-2000:]
+    final = summaries(sweep, 6)
+    assert all(s["status"] == "completed" for s in final)
+    for i, summary in first.items():  # finished jobs were not run again
+        assert final[i]["wandb"]["id"] == summary["wandb"]["id"]
+    for i in range(6):
+        assert len(list((sweep / str(i)).glob("wandb/offline-run-*"))) == 1
