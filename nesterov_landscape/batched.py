@@ -116,6 +116,7 @@ def train_together(configs: list[Config]) -> list[TrainResult]:
             line.h,
             line.inf_phi,
             line.mu_cutoff,
+            line.exact,
         )
         share = (time.perf_counter() - start) / len(completed)
         for i, gradient_line in zip(completed, lines):

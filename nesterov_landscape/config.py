@@ -79,6 +79,7 @@ class GradientLineConfig(LineGridConfig):
     mu_cutoff: float = non_negative()
     radii: list[float] = constrained(lambda v: len(v) > 0 and all(r > 0 for r in v), "a non-empty list of numbers > 0")
     every: int = constrained(lambda v: v >= 0, "an integer >= 0 (0: only after training)")
+    exact: bool = field()  # exact t-derivatives on the grid beside the finite differences
 
 
 @dataclass

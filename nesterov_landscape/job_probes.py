@@ -51,6 +51,7 @@ def probe_gradient_line(
         probe.h,
         probe.inf_phi,
         probe.mu_cutoff,
+        probe.exact,
     )
     out: dict[str, Any] = {"probe_precision": str(dtype).removeprefix("torch.")}
     if line is None:

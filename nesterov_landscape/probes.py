@@ -43,13 +43,35 @@ class LineProfile:
 
 
 def line_profiles(
-    loss_rows, w: torch.Tensor, directions: torch.Tensor, t: torch.Tensor, h: float, rows: int = 32
+    loss_rows,
+    w: torch.Tensor,
+    directions: torch.Tensor,
+    t: torch.Tensor,
+    h: float,
+    rows: int = 32,
+    exact: bool = True,
 ) -> list[LineProfile]:
     """phi_b(t) = L_b(w_b + t d_b) for B lines at once (w, directions: (B, P)); loss_rows(runs,
-    weights) gives row r the loss of run runs[r]. The grid gets exact t-derivatives (autograd in t:
-    each phi(t_i) depends on t_i alone); t +- h and 0, +-h give the finite differences. Calls of
-    about `rows` weight vectors keep the working set in cache (measured faster than one call)."""
+    weights) gives row r the loss of run runs[r]. With `exact`, the grid gets exact t-derivatives
+    (autograd in t: each phi(t_i) depends on t_i alone; NaN without); t +- h and 0, +-h give the
+    finite differences. Calls of about `rows` weight vectors keep the working set in cache
+    (measured faster than one call), and groups of at most `rows` lines keep memory bounded
+    whatever the number of lines."""
     lines, n_params = w.shape
+    if lines > rows:
+        return [
+            profile
+            for start in range(0, lines, rows)
+            for profile in line_profiles(
+                lambda runs, weights, start=start: loss_rows(runs + start, weights),
+                w[start : start + rows],
+                directions[start : start + rows],
+                t,
+                h,
+                rows,
+                exact,
+            )
+        ]
     runs = torch.arange(lines, device=w.device)
     grid, t = t, t.to(device=w.device, dtype=w.dtype)
     points = max(1, rows // lines)
@@ -60,14 +82,23 @@ def line_profiles(
 
     phi, phi_d_exact, phi_dd_exact = [], [], []
     for part in t.split(points):
-        part = part.expand(lines, -1).clone().requires_grad_()
+        part = part.expand(lines, -1).clone()
+        if not exact:
+            with torch.no_grad():
+                phi.append(phi_of(part))
+            continue
+        part.requires_grad_()
         values = phi_of(part)
         (first,) = torch.autograd.grad(values.sum(), part, create_graph=True)
         (second,) = torch.autograd.grad(first.sum(), part)
         phi.append(values.detach())
         phi_d_exact.append(first.detach())
         phi_dd_exact.append(second)
-    phi, phi_d_exact, phi_dd_exact = torch.cat(phi, 1), torch.cat(phi_d_exact, 1), torch.cat(phi_dd_exact, 1)
+    phi = torch.cat(phi, 1)
+    if exact:
+        phi_d_exact, phi_dd_exact = torch.cat(phi_d_exact, 1), torch.cat(phi_dd_exact, 1)
+    else:
+        phi_d_exact = phi_dd_exact = torch.full_like(phi, math.nan)
     with torch.no_grad():
         zero = torch.zeros(1, dtype=w.dtype, device=w.device)
         shifted = torch.cat(
@@ -190,7 +221,7 @@ class GradientLine:
 
 
 def gradient_lines(
-    loss_rows, w: torch.Tensor, t: torch.Tensor, h: float, inf_phi: str, mu_cutoff: float
+    loss_rows, w: torch.Tensor, t: torch.Tensor, h: float, inf_phi: str, mu_cutoff: float, exact: bool = True
 ) -> list[GradientLine | None]:
     """Probe B runs (w: (B, P); loss_rows as for line_profiles) along their normalized gradients,
     in w's dtype; None for a run whose gradient is zero or not finite."""
@@ -206,7 +237,9 @@ def gradient_lines(
         return out
     index = torch.tensor(valid, device=w.device)
     directions = grads[index] / norms[index].unsqueeze(1)
-    profiles = line_profiles(lambda r, weights: loss_rows(index[r], weights), w.detach()[index], directions, t, h)
+    profiles = line_profiles(
+        lambda r, weights: loss_rows(index[r], weights), w.detach()[index], directions, t, h, exact=exact
+    )
     keep = beyond_cutoff(t, mu_cutoff).to(w.device)
     t_w = t.to(device=w.device, dtype=w.dtype)
     for b, line in zip(valid, profiles):
@@ -222,10 +255,10 @@ def gradient_lines(
 
 
 def gradient_line(
-    loss_fn, w: torch.Tensor, t: torch.Tensor, h: float, inf_phi: str, mu_cutoff: float
+    loss_fn, w: torch.Tensor, t: torch.Tensor, h: float, inf_phi: str, mu_cutoff: float, exact: bool = True
 ) -> GradientLine | None:
     """Probe L along its normalized gradient at w (P,), for a loss_fn of weights (P,) or (B, P)."""
-    return gradient_lines(lambda runs, weights: loss_fn(weights), w.unsqueeze(0), t, h, inf_phi, mu_cutoff)[0]
+    return gradient_lines(lambda runs, weights: loss_fn(weights), w.unsqueeze(0), t, h, inf_phi, mu_cutoff, exact)[0]
 
 
 def random_directions(n_params: int, k: int, generator: torch.Generator, dtype, device) -> torch.Tensor:

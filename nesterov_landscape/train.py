@@ -229,6 +229,7 @@ def run_experiment(config: Config, output_dir: Path, run: Any, trained: TrainRes
         "precision": config.trainer.precision,
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "train_started_at": result.started_at,
         "train_seconds": result.seconds,
         "compile_seconds": compile_seconds,
         "stacked_with": result.stacked_with,

@@ -63,6 +63,7 @@ class TrainResult:
     gradient_line: Any = None  # the final gradient-line probe, when its stack computed it
     probe_seconds: float = 0.0  # this run's share of that stacked probe
     activation: str = ""  # the activation as trained, where it differs from model.activation's exact one
+    started_at: float = 0.0  # Unix time training started (a stack's start for each of its runs)
 
 
 def train(
@@ -89,7 +90,7 @@ def train(
     status "diverged"; that row is recorded too. on_checkpoint(k, params) runs at every
     k = 0, checkpoint_every, ... below `epochs`.
     """
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), time.time()
     state = optimizer.init(params)
     history: list[dict[str, float]] = []
 
@@ -107,17 +108,17 @@ def train(
             loss, grad = loss_and_grad(params)
             finite = math.isfinite(loss.item())
             if (recorded or not finite) and not record(epoch, loss, grad):
-                return TrainResult(params.detach(), "diverged", epoch, history, time.perf_counter() - start)
+                return TrainResult(params.detach(), "diverged", epoch, history, time.perf_counter() - start, started_at=started_at)
         if checkpoint_every and on_checkpoint is not None and epoch % checkpoint_every == 0 and epoch < epochs:
             on_checkpoint(epoch, params)
         if epoch == epochs:
-            return TrainResult(params.detach(), "completed", epoch, history, time.perf_counter() - start)
+            return TrainResult(params.detach(), "completed", epoch, history, time.perf_counter() - start, started_at=started_at)
         for _ in range(steps_per_epoch):
             if gradient_estimate is not None:
                 estimate_loss, grad = gradient_estimate(params)
                 if not math.isfinite(estimate_loss.item()):
                     record(epoch, *loss_and_grad(params))
-                    return TrainResult(params.detach(), "diverged", epoch, history, time.perf_counter() - start)
+                    return TrainResult(params.detach(), "diverged", epoch, history, time.perf_counter() - start, started_at=started_at)
             params, state = optimizer.step(hyperparams, params, grad, state)
         epoch += 1
 
@@ -161,7 +162,7 @@ def train_stacked(
     (a GPU never waits): divergence is detected, dated and frozen on the device, and read at the next
     logging point, which also ends training once no run is left. With `compile`, the update (and
     the divergence bookkeeping) is one torch.compile'd function; loss_fn is compiled by the caller."""
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), time.time()
     runs, device = params.shape[0], params.device
     state = optimizer.init(params)
     active = torch.ones(runs, dtype=torch.bool, device=device)
@@ -212,6 +213,7 @@ def train_stacked(
             histories[run],
             share,
             runs - 1,
+            started_at=started_at,
         )
         for run in range(runs)
     ]

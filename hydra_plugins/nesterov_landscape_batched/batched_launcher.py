@@ -34,14 +34,16 @@ log = logging.getLogger(__name__)
 @dataclass
 class BatchedLauncherConf:
     _target_: str = "hydra_plugins.nesterov_landscape_batched.batched_launcher.BatchedLauncher"
-    max_batch: int = 1000  # runs per stacked computation, at most
+    # runs per stacked computation, at most: on a CPU a stack's cost per run stops falling at a few
+    # dozen runs while its memory keeps growing; a GPU wants thousands (hydra.launcher.max_batch=10000)
+    max_batch: int = 128
     n_jobs: Optional[int] = None  # worker processes; null: one per core; 1: in the launching process
 
 
 @dataclass
 class BatchedSlurmLauncherConf:
     _target_: str = "hydra_plugins.nesterov_landscape_batched.batched_launcher.BatchedSlurmLauncher"
-    max_batch: int = 1000
+    max_batch: int = 128
     runs_per_task: int = 1000  # runs per array task: whole stacks, at least one
     cluster: str = "slurm"  # slurm | local (submitit's local executor: the same tasks as processes here)
     submitit_folder: str = "${hydra.sweep.dir}/.submitit/%j"
@@ -95,7 +97,7 @@ class BatchedLauncher(Launcher):
     # Read by the sweeper: this launcher composes each job itself and checks every value first.
     composes_jobs = True
 
-    def __init__(self, max_batch: int = 1000, n_jobs: Optional[int] = None) -> None:
+    def __init__(self, max_batch: int = 128, n_jobs: Optional[int] = None) -> None:
         super().__init__()
         if max_batch < 1:
             raise ValueError(f"hydra.launcher.max_batch={max_batch} is not allowed; it must be an integer >= 1")
@@ -248,7 +250,7 @@ class BatchedSlurmLauncher(BatchedLauncher):
     """The batched launcher over SLURM through submitit: one array task per chunk of whole stacks.
     Re-running the same command skips finished jobs (trainer.resume), so it finishes only the rest."""
 
-    def __init__(self, max_batch: int = 1000, runs_per_task: int = 1000, cluster: str = "slurm", **params: Any) -> None:
+    def __init__(self, max_batch: int = 128, runs_per_task: int = 1000, cluster: str = "slurm", **params: Any) -> None:
         super().__init__(max_batch=max_batch, n_jobs=1)
         if cluster not in ("slurm", "local"):
             raise ValueError(f"hydra.launcher.cluster={cluster} is not allowed; it must be slurm or local")
