@@ -192,3 +192,90 @@ def test_a_worker_killed_mid_stack_then_the_same_command_finishes_only_the_rest(
         assert final[i]["wandb"]["id"] == summary["wandb"]["id"]
     for i in range(6):
         assert len(list((sweep / str(i)).glob("wandb/offline-run-*"))) == 1
+
+
+def stack_and_alone(*overrides_per_job):
+    from nesterov_landscape.batched import train_together
+
+    from .test_batched import alone, configs
+
+    jobs = configs(*overrides_per_job)
+    return train_together(jobs), [alone(c) for c in jobs]
+
+
+def test_a_run_diverging_between_logging_points_keeps_the_row_of_its_epoch():
+    """The stacked loop reads nothing back between history rows, yet records the divergence epoch
+    (76 here, between rows every 5 epochs) with the loss and gradient norm of that epoch."""
+    stacked, alone = stack_and_alone(
+        ["optimizer.lr=10", "seed=0", "trainer.epochs=200"], ["optimizer.lr=0.01", "seed=0", "trainer.epochs=200"]
+    )
+    assert stacked[0].status == alone[0].status == "diverged"
+    assert stacked[0].epochs_run == alone[0].epochs_run and stacked[0].epochs_run % 5 != 0
+    for a, b in zip(stacked[0].history, alone[0].history, strict=True):  # the non-finite last row included
+        assert a["epoch"] == b["epoch"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-10) and a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-10)
+    assert stacked[0].history[-1]["epoch"] == stacked[0].epochs_run
+    assert stacked[1].status == "completed" and [r["epoch"] for r in stacked[1].history] == list(range(0, 201, 5))
+
+
+@pytest.mark.slow
+def test_a_compiled_stack_equals_the_eager_stack_in_float64():
+    """trainer.compile compiles the loss and the update; float64 keeps the exact tanh."""
+    from nesterov_landscape.batched import train_together
+
+    from .test_batched import configs
+
+    runs = [["seed=0"], ["seed=1", "optimizer.lr=10", "trainer.epochs=100"], ["seed=2"]]
+    common = ["trainer.epochs=100"]
+    eager = train_together(configs(*[[*common, *r] for r in runs]))
+    compiled = train_together(configs(*[[*common, *r, "trainer.compile=true"] for r in runs]))
+    for a, b in zip(eager, compiled):
+        assert (a.status, a.epochs_run, b.activation) == (b.status, b.epochs_run, "tanh")
+        for ra, rb in zip(a.history, b.history, strict=True):
+            assert ra["epoch"] == rb["epoch"]
+            assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-10, nan_ok=True)
+
+
+def test_rational_tanh_is_float32_accurate_and_its_gradient_is_tanhs():
+    import torch
+
+    from nesterov_landscape.mlp import FAST_ACTIVATIONS, rational_tanh
+
+    z = torch.cat([torch.logspace(-8, 0.9, 20001, dtype=torch.float64), torch.linspace(7.9, 30, 101, dtype=torch.float64)])
+    z = torch.cat([z, -z])
+    exact = torch.tanh(z)
+    approx = rational_tanh(z.float()).double()
+    assert ((approx - exact).abs() / exact.abs()).max() < 4e-7  # torch.tanh in float32: 1.1e-7
+    w = z.float()[::50].clone().requires_grad_()
+    (grad,) = torch.autograd.grad(FAST_ACTIVATIONS["tanh"](w).sum(), w)
+    torch.testing.assert_close(grad.double(), 1 - torch.tanh(w.detach().double()) ** 2, rtol=0, atol=1e-6)
+
+
+def test_probe_without_exact_derivatives_and_in_groups_of_lines_gives_the_same_profiles():
+    import math
+
+    import torch
+
+    from nesterov_landscape.probes import gradient_lines, line_profiles, t_grid
+
+    torch.manual_seed(0)
+    a = torch.randn(5, 6, dtype=torch.float64)
+    centers = torch.randn(5, 6, dtype=torch.float64)
+
+    def loss_rows(runs, weights):  # a different convex quartic per run
+        return ((weights - centers[runs]) ** 2 * (1 + a[runs] ** 2)).sum(1) + ((weights - centers[runs]) ** 4).sum(1)
+
+    w = torch.randn(5, 6, dtype=torch.float64)
+    grid = t_grid(-1, 1, 0.25)
+    exact = gradient_lines(loss_rows, w, grid, 0.01, "zero", 0.01)
+    plain = gradient_lines(loss_rows, w, grid, 0.01, "zero", 0.01, exact=False)
+    for e, p in zip(exact, plain):
+        for column in ("phi", "phi_d", "phi_dd", "mu"):
+            torch.testing.assert_close(p.columns()[column], e.columns()[column], equal_nan=True)
+        assert all(math.isnan(v) for v in p.columns()["phi_dd_exact"].tolist())
+        assert p.profile.phi_dd_exact_at_0 == pytest.approx(e.profile.phi_dd_exact_at_0)  # the HVP at t = 0 stays
+    d = torch.randn(5, 6, dtype=torch.float64)
+    grouped, whole = line_profiles(loss_rows, w, d, grid, 0.01, rows=2), line_profiles(loss_rows, w, d, grid, 0.01)
+    for g, o in zip(grouped, whole, strict=True):
+        torch.testing.assert_close(g.phi_dd_exact, o.phi_dd_exact)
+        torch.testing.assert_close(g.phi, o.phi)
