@@ -57,7 +57,7 @@ def tree_rss_mb(pid: int) -> float:
     while todo:
         p = todo.pop()
         try:
-            total += int(next(l.split()[1] for l in open(f"/proc/{p}/status") if l.startswith("VmRSS")))
+            total += int(next(line.split()[1] for line in open(f"/proc/{p}/status") if line.startswith("VmRSS")))
             for task in os.listdir(f"/proc/{p}/task"):
                 todo += [int(c) for c in open(f"/proc/{p}/task/{task}/children").read().split()]
         except (OSError, StopIteration):
@@ -138,9 +138,9 @@ def bookkeeping_section(tmp: Path, rows: list, notes: list, jobs: int) -> None:
     for n, sweep in sweeps.items():
         wall, beyond = per_job(sweep, n)
         rows.append((f"batched sweep of {n} jobs x 10 epochs, W&B offline: wall per job", wall, ""))
-        rows.append((f"  of which beyond training and probes, per job", beyond, ""))
-        rows.append((f"  peak memory, whole process tree (MiB)", sweep.peak_tree_mb, ""))
-        rows.append((f"  peak memory, the launching process (MiB)", sweep.main_peak_mb, ""))
+        rows.append(("  of which beyond training and probes, per job", beyond, ""))
+        rows.append(("  peak memory, whole process tree (MiB)", sweep.peak_tree_mb, ""))
+        rows.append(("  peak memory, the launching process (MiB)", sweep.main_peak_mb, ""))
     _, beyond = per_job(sweeps[jobs], jobs)
     ratio = sweeps[jobs].peak_tree_mb / sweeps[50].peak_tree_mb
     notes.append(
@@ -176,9 +176,21 @@ def paper_section(tmp: Path, rows: list, notes: list, seeds: int, basic_seeds: i
     basic = Sweep(tmp, "paper-basic", *PAPER, f"seed=range(0,{basic_seeds})", "hydra/launcher=basic")
     basic_per_run = basic.seconds / basic_seeds
     rows += [
-        (f"paper preset, {seeds} seeds end to end: basic launcher (per run, from {basic_seeds} seeds)", basic_per_run, "1.00x"),
-        (f"  batched launcher, one process (per run)", one.seconds / seeds, f"{basic_per_run * seeds / one.seconds:.2f}x"),
-        (f"  batched launcher, all cores (per run)", all_cores.seconds / seeds, f"{basic_per_run * seeds / all_cores.seconds:.2f}x"),
+        (
+            f"paper preset, {seeds} seeds end to end: basic launcher (per run, from {basic_seeds} seeds)",
+            basic_per_run,
+            "1.00x",
+        ),
+        (
+            "  batched launcher, one process (per run)",
+            one.seconds / seeds,
+            f"{basic_per_run * seeds / one.seconds:.2f}x",
+        ),
+        (
+            "  batched launcher, all cores (per run)",
+            all_cores.seconds / seeds,
+            f"{basic_per_run * seeds / all_cores.seconds:.2f}x",
+        ),
     ]
     summaries = all_cores.summaries()
     probe = sum(s["probe_seconds"] for s in summaries) / sum(s["train_seconds"] for s in summaries)

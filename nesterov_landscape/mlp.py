@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+
 def rational_tanh(z: torch.Tensor) -> torch.Tensor:
     """tanh as the float32 rational approximation of Eigen and XLA: an odd polynomial over an even
     one in z clamped to +-7.9053 (where float32 tanh is +-1). Compiled, it is about 3x faster than

@@ -99,7 +99,9 @@ def run_stack(jobs: Sequence[Any]) -> list[Outcome]:
         try:
             trained = train_together([config for _, config in valid])
         except Exception as error:  # the jobs then train one by one, each failing on its own
-            log.warning("stack of %d jobs failed (%s: %s); training them one by one", len(valid), type(error).__name__, error)
+            log.warning(
+                "stack of %d jobs failed (%s: %s); training them one by one", len(valid), type(error).__name__, error
+            )
     for i, (job, config) in enumerate(valid):
         outcomes.append(_finish_job(job, config, trained[i]))
         trained[i] = None  # release the run's weights and history

@@ -228,6 +228,7 @@ def run_experiment(config: Config, output_dir: Path, run: Any, trained: TrainRes
         "raw_label_std": problem.data.raw_label_std,
         "precision": config.trainer.precision,
         "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "threads": torch.get_num_threads(),
         "train_started_at": result.started_at,
         "train_seconds": result.seconds,

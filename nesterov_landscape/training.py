@@ -108,17 +108,23 @@ def train(
             loss, grad = loss_and_grad(params)
             finite = math.isfinite(loss.item())
             if (recorded or not finite) and not record(epoch, loss, grad):
-                return TrainResult(params.detach(), "diverged", epoch, history, time.perf_counter() - start, started_at=started_at)
+                return TrainResult(
+                    params.detach(), "diverged", epoch, history, time.perf_counter() - start, started_at=started_at
+                )
         if checkpoint_every and on_checkpoint is not None and epoch % checkpoint_every == 0 and epoch < epochs:
             on_checkpoint(epoch, params)
         if epoch == epochs:
-            return TrainResult(params.detach(), "completed", epoch, history, time.perf_counter() - start, started_at=started_at)
+            return TrainResult(
+                params.detach(), "completed", epoch, history, time.perf_counter() - start, started_at=started_at
+            )
         for _ in range(steps_per_epoch):
             if gradient_estimate is not None:
                 estimate_loss, grad = gradient_estimate(params)
                 if not math.isfinite(estimate_loss.item()):
                     record(epoch, *loss_and_grad(params))
-                    return TrainResult(params.detach(), "diverged", epoch, history, time.perf_counter() - start, started_at=started_at)
+                    return TrainResult(
+                        params.detach(), "diverged", epoch, history, time.perf_counter() - start, started_at=started_at
+                    )
             params, state = optimizer.step(hyperparams, params, grad, state)
         epoch += 1
 
@@ -231,6 +237,8 @@ def _read_rows(histories, logged_active, epoch, was_active, losses, grad_norms, 
         if active[run]:
             history.append({"epoch": epoch, "loss": loss[run], "grad_norm": grad_norm[run]})
         else:
-            history.append({"epoch": diverged_at[run], "loss": diverged_loss[run], "grad_norm": diverged_grad_norm[run]})
+            history.append(
+                {"epoch": diverged_at[run], "loss": diverged_loss[run], "grad_norm": diverged_grad_norm[run]}
+            )
         if diverged_at[run] >= 0:
             logged_active[run] = False

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf, open_dict, read_write
 
 from hydra_plugins.nesterov_landscape_batched.job_configs import JobConfigs
 
-from .helpers import CONF, ROOT, TINY, run_cli
+from .helpers import CONF, TINY, run_cli
 
 MIXED_SWEEP = [
     ["seed=1", "optimizer=adam", "optimizer.lr=0.01"],  # a group choice and values
@@ -97,7 +97,12 @@ def test_worker_processes_give_what_one_process_gives(tmp_path):
     for n_jobs in (1, 2):
         sweep = tmp_path / f"n{n_jobs}"
         result = run_cli(
-            *sweep_args, "hydra/launcher=batched", f"hydra.launcher.n_jobs={n_jobs}", f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path
+            *sweep_args,
+            "hydra/launcher=batched",
+            f"hydra.launcher.n_jobs={n_jobs}",
+            f"hydra.sweep.dir={sweep}",
+            "--multirun",
+            cwd=tmp_path,
         )
         assert result.returncode == 0, result.stderr
         runs[n_jobs] = summaries(sweep, 9), histories(sweep, 9)
@@ -145,7 +150,9 @@ def test_slurm_mode_through_submitits_local_executor(tmp_path):
     again = run_cli(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     redone = summaries(sweep, 5)
-    assert [s["wandb"]["id"] for i, s in enumerate(redone) if i != 3] == [s["wandb"]["id"] for i, s in enumerate(done) if i != 3]
+    assert [s["wandb"]["id"] for i, s in enumerate(redone) if i != 3] == [
+        s["wandb"]["id"] for i, s in enumerate(done) if i != 3
+    ]
     assert redone[3]["status"] == "completed" and redone[3]["wandb"]["id"] != done[3]["wandb"]["id"]
     assert len(list((sweep / "3").glob("wandb/offline-run-*"))) == 1
 
@@ -213,7 +220,9 @@ def test_a_run_diverging_between_logging_points_keeps_the_row_of_its_epoch():
     assert stacked[0].epochs_run == alone[0].epochs_run and stacked[0].epochs_run % 5 != 0
     for a, b in zip(stacked[0].history, alone[0].history, strict=True):  # the non-finite last row included
         assert a["epoch"] == b["epoch"]
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-10) and a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-10)
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-10) and a["grad_norm"] == pytest.approx(
+            b["grad_norm"], rel=1e-10
+        )
     assert stacked[0].history[-1]["epoch"] == stacked[0].epochs_run
     assert stacked[1].status == "completed" and [r["epoch"] for r in stacked[1].history] == list(range(0, 201, 5))
 
@@ -241,7 +250,9 @@ def test_rational_tanh_is_float32_accurate_and_its_gradient_is_tanhs():
 
     from nesterov_landscape.mlp import FAST_ACTIVATIONS, rational_tanh
 
-    z = torch.cat([torch.logspace(-8, 0.9, 20001, dtype=torch.float64), torch.linspace(7.9, 30, 101, dtype=torch.float64)])
+    z = torch.cat(
+        [torch.logspace(-8, 0.9, 20001, dtype=torch.float64), torch.linspace(7.9, 30, 101, dtype=torch.float64)]
+    )
     z = torch.cat([z, -z])
     exact = torch.tanh(z)
     approx = rational_tanh(z.float()).double()

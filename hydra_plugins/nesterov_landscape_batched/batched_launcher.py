@@ -145,7 +145,9 @@ class BatchedLauncher(Launcher):
     def _stack_size(self, n_jobs: int) -> int:
         return max(1, min(self.max_batch, math.ceil(n_jobs / self.n_jobs)))
 
-    def _stacks(self, jobs: list[tuple[int, Sequence[str]]], job_overrides: Sequence[Sequence[str]]) -> Iterator[list[Job]]:
+    def _stacks(
+        self, jobs: list[tuple[int, Sequence[str]]], job_overrides: Sequence[Sequence[str]]
+    ) -> Iterator[list[Job]]:
         """Stacks of jobs with equal signatures, streamed as they fill so the first trains at once.
         A stack holds at most max_batch runs and about N / workers, so every worker gets one."""
         import torch
@@ -223,7 +225,9 @@ class BatchedLauncher(Launcher):
             pool.shutdown(wait=False)
             from nesterov_landscape.stack_jobs import init_worker
 
-            pool = ProcessPoolExecutor(self.n_jobs, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker)
+            pool = ProcessPoolExecutor(
+                self.n_jobs, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker
+            )
         return pool
 
     def _collect(self, stack: list[Job], outcomes: list[tuple[int, str, str]]) -> None:

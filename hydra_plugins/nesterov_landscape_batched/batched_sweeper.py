@@ -15,7 +15,9 @@ class BatchedSweeperConf(BasicSweeperConf):
     _target_: str = "hydra_plugins.nesterov_landscape_batched.batched_sweeper.BatchedSweeper"
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="batched", node=BatchedSweeperConf, provider="nesterov_landscape")
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="batched", node=BatchedSweeperConf, provider="nesterov_landscape"
+)
 
 
 class BatchedSweeper(BasicSweeper):
