@@ -275,9 +275,9 @@ def test_summary_minima_on_a_quartic_profile():
     """Central differences of a quartic are exact up to known terms: phi''_h = phi'' + h^2/12 phi'''' =
     phi'' - h^2/2 and phi'_h = phi' + h^2/6 phi''' = phi' - h^2 (X0 + t). The minima of phi'' over
     |t| <= r sit at t = r, 1 - 3 (X0 + r)^2; mu(t) = 2 (t phi'(t) - phi(t) + inf phi) / t^2 is evaluated
-    on the grid from these formulas with cutoff 0.2, where its minimum depends on the radius
-    (with inf phi = OFFSET: -1.72 at t = 0.2 for r = 0.5, -2.06 at t = 1 for r = 1), and inf phi is 0 or the grid minimum
-    f(0) = OFFSET (at t = -0.3, on the grid)."""
+    on the grid from these formulas with cutoff 0.2, where its minimum can depend on the radius (with
+    inf phi = OFFSET: -1.72 at t = 0.2 for r = 0.5, -2.06 at t = 1 for r = 1), and inf phi is 0 or the grid
+    minimum f(0) = OFFSET (at t = -0.3, on the grid)."""
     loss, w = quartic_line_problem()
     cutoff, radii = 0.2, [0.1, 0.5, 1.0]
     ts = grid_values()
@@ -290,7 +290,8 @@ def test_summary_minima_on_a_quartic_profile():
         assert scalars["phi_dd_at_0"] == pytest.approx(1 - 3 * X0_QUARTIC**2 - H_STEP**2 / 2, rel=1e-9)
         for r in radii:
             key = radius_key(r)
-            assert scalars[f"phi_dd_min_{key}"] == pytest.approx(1 - 3 * (X0_QUARTIC + r) ** 2 - H_STEP**2 / 2, rel=1e-9)
+            phi_dd_min = 1 - 3 * (X0_QUARTIC + r) ** 2 - H_STEP**2 / 2
+            assert scalars[f"phi_dd_min_{key}"] == pytest.approx(phi_dd_min, rel=1e-9)
             kept = [t for t in ts if cutoff <= abs(t) <= r + 1e-12]
             if not kept:
                 assert math.isnan(scalars[f"mu_min_{key}"]) and math.isnan(scalars[f"mu_exact_min_{key}"])
