@@ -42,9 +42,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         # no credentials of the user's, no settings: the same isolation as the tests
-        os.environ.update(
-            WANDB_CONFIG_DIR=home, NETRC=str(Path(home) / "no-netrc"), WANDB_SILENT="true", WANDB_BASE_URL=UNREACHABLE_URL
-        )
+        os.environ.update(WANDB_CONFIG_DIR=home, NETRC=str(Path(home) / "no-netrc"), WANDB_SILENT="true")
+        os.environ["WANDB_BASE_URL"] = UNREACHABLE_URL
         os.environ.pop("WANDB_API_KEY", None)
         timed_start("offline", 30, {})  # the first start in a process also starts wandb-core: not timed
         cases = [
