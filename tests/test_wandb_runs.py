@@ -92,15 +92,14 @@ def logged_matches_files(job, summary):
 
 
 def test_resume_skips_finished_jobs_reruns_changed_ones_and_resume_false_reruns_all(tmp_path):
-    """A sweep of a diverging (lr 10) and a completing job, run three times into one folder: again with the
-    second job's lr changed (the diverged job is skipped, the changed one re-runs), then with
-    trainer.resume=false (both re-run). A skipped job keeps its summary.json, history.csv and single
-    W&B run; a re-run job gets new files and one more W&B run."""
+    """A sweep of a diverging (lr 10) and a completing job, run four times into one folder: again with the
+    second job's lr changed (the diverged job is skipped, the changed one re-runs), then twice with
+    trainer.resume=false (both re-run each time, the second time with nothing else changed). A skipped
+    job keeps its summary.json, history.csv and W&B runs; a re-run job gets new files and one more W&B run."""
     jobs, first = sweep(tmp_path, "optimizer.lr=10,0.005")
     assert [s["status"] for s in first] == ["diverged", "completed"]
     before = {n: {f: (jobs[n] / f).read_bytes() for f in ("summary.json", "history.csv")} for n in (0, 1)}
     assert [len(offline_runs(job)) for job in jobs] == [1, 1]
-    logged_matches_files(jobs[1], first[1])
 
     jobs, second = sweep(tmp_path, "optimizer.lr=10,0.004")
     assert {f: (jobs[0] / f).read_bytes() for f in ("summary.json", "history.csv")} == before[0]
@@ -112,11 +111,18 @@ def test_resume_skips_finished_jobs_reruns_changed_ones_and_resume_false_reruns_
     logged_matches_files(jobs[1], second[1])
 
     jobs, third = sweep(tmp_path, "optimizer.lr=10,0.004", "trainer.resume=false")
-    assert [len(offline_runs(job)) for job in jobs] == [2, 2 + 1]
-    assert [s["wandb"]["id"] for s in third] != [s["wandb"]["id"] for s in second]
+    assert [len(offline_runs(job)) for job in jobs] == [2, 3]
     assert third[0]["status"] == "diverged" and third[0]["epochs_run"] == first[0]["epochs_run"]
-    assert third[1]["final_loss"] == second[1]["final_loss"]  # the same config trains to the same weights
-    assert third[0]["config"]["trainer"]["resume"] is False
+    assert third[1]["final_loss"] == second[1]["final_loss"]  # the same training, so the same weights
     for job, summary in zip(jobs, third):
         assert run_dir(job, summary["wandb"]["id"]).exists()
-    logged_matches_files(jobs[1], third[1])
+    # the same command again: nothing changed but trainer.resume=false, and both jobs run once more
+    jobs, fourth = sweep(tmp_path, "optimizer.lr=10,0.004", "trainer.resume=false")
+    assert [len(offline_runs(job)) for job in jobs] == [3, 4]
+    assert [s["config"] for s in fourth] == [s["config"] for s in third]
+    assert fourth[0]["config"]["trainer"]["resume"] is False
+    for job, before_summary, summary in zip(jobs, third, fourth):
+        assert summary["wandb"]["id"] != before_summary["wandb"]["id"]
+        assert run_dir(job, summary["wandb"]["id"]).exists() and run_dir(job, before_summary["wandb"]["id"]).exists()
+    assert fourth[0]["status"] == "diverged" and fourth[1]["final_loss"] == third[1]["final_loss"]
+    logged_matches_files(jobs[1], fourth[1])
