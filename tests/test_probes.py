@@ -315,7 +315,6 @@ def test_mlp_curvature_at_zero_three_ways_and_a_dense_hessian():
     loss, w = mlp_loss()
     line = gradient_line(loss, w, GRID, h=H_STEP, inf_phi="zero", mu_cutoff=0.01)
     dense = torch.autograd.functional.hessian(loss, w)
-    grad = dense.new_zeros(w.shape)
     w_var = w.clone().requires_grad_()
     (grad,) = torch.autograd.grad(loss(w_var), w_var)
     g = grad / grad.norm()
