@@ -1,16 +1,20 @@
 """multirun_analysis on a hand-built sweep (exact expected numbers) and on a real small multirun."""
 
 import math
+import struct
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import LineCollection
 
 from multirun_analysis.__main__ import main
 from multirun_analysis.load import load_sweeps
 from multirun_analysis.report import write_report
 
+from .figure_capture import captured_figures
 from .helpers import ROOT, TINY, run_cli
 from .synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
 
@@ -173,3 +177,112 @@ def test_a_running_sweep_over_config_groups(tmp_path):
     assert list(summary.loc["adam", ["runs", "completed", "missing"]]) == [2, 1, 1]
     assert list(summary.loc["nag", ["runs", "completed", "missing"]]) == [2, 2, 0]
     assert "duplicate" not in (tmp_path / "out" / "problems.txt").read_text()
+
+
+def png_size(path):
+    """(width, height) in pixels from the PNG header."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", header[16:24])
+
+
+def two_key_sweep(tmp_path):
+    """model.width 8, 16 x optimizer.momentum 0.9, 0.99 x seeds 0, 1, 2, all completed: final loss
+    10^-(8 + s^2 + [width 16] + 2 [momentum 0.99]) (the median is seed 1's, the mean of the logs is not),
+    loss history 10^(-epoch / (100 + 50 s^2)) (median seed 1, min seed 0, max seed 2), landscape
+    curvature c = 1 + s + 10 [width 16] + 100 [momentum 0.99]."""
+    sweep = tmp_path / "s"
+    write_multirun_yaml(sweep, ["model.width=8,16", "optimizer.momentum=0.9,0.99", "seed=0,1,2"])
+    jobs, num = {}, 0
+    for width in (8, 16):
+        for momentum in (0.9, 0.99):
+            for seed in (0, 1, 2):
+                loss = 10.0 ** -(8 + seed**2 + (width == 16) + 2 * (momentum == 0.99))
+                curvature = 1 + seed + 10 * (width == 16) + 100 * (momentum == 0.99)
+                jobs[width, momentum, seed] = write_job(
+                    sweep / str(num),
+                    job_config(width, seed, momentum),
+                    [f"model.width={width}", f"optimizer.momentum={momentum}", f"seed={seed}"],
+                    completed_summary(loss, curvature, curvature / 2),
+                    decaying_history(1 / (100 + 50 * seed**2)),
+                    curvature,
+                )
+                num += 1
+    return sweep, jobs
+
+
+def test_figures_show_the_sweeps_data(tmp_path):
+    """The figures' content, read from the matplotlib objects that were saved: titles, axis labels and
+    scales, one line or panel per group, and the plotted numbers against the job files."""
+    sweep, jobs = two_key_sweep(tmp_path)
+    out = tmp_path / "out"
+    with captured_figures() as figures:
+        write_report(load_sweeps([sweep]), out)
+    by_title = {fig.axes[0].get_title(): fig for fig in figures}
+    label = "model.width={}, optimizer.momentum={}".format
+    groups = [(8, 0.9), (8, 0.99), (16, 0.9), (16, 0.99)]
+
+    # loss curves: one line per group, the median over seeds, a band from min to max
+    (ax,) = by_title["Training loss"].axes
+    assert (ax.get_xlabel(), ax.get_yscale()) == ("epoch (full-batch steps)", "log")
+    assert "median over seeds" in ax.get_ylabel()
+    assert sorted(line.get_label() for line in ax.lines) == sorted(label(w, m) for w, m in groups)
+    epochs = np.arange(0, 1001, 10)
+    rate = [1 / (100 + 50 * s**2) for s in (0, 1, 2)]
+    for line in ax.lines:
+        np.testing.assert_array_equal(line.get_xdata(), epochs)
+        np.testing.assert_allclose(line.get_ydata(), 10.0 ** (-epochs * rate[1]), rtol=1e-12)
+    bands = [c for c in ax.collections if len(c.get_paths())]
+    assert len(bands) == 4
+    for band in bands:
+        vertices = np.concatenate([p.vertices for p in band.get_paths()])
+        for epoch in (0, 300, 1000):
+            ys = vertices[vertices[:, 0] == epoch, 1]
+            assert ys.min() == pytest.approx(10.0 ** (-epoch * rate[0]), rel=1e-12)
+            assert ys.max() == pytest.approx(10.0 ** (-epoch * rate[2]), rel=1e-12)
+
+    # Figure 3's panels: phi''(t) above mu(t), one column per group, one line per seed from landscape.csv
+    panels = next(fig for fig in figures if fig._suptitle is not None)
+    assert "Loss along the gradient" in panels._suptitle.get_text()
+    assert png_size(out / "landscape.png") == (18 * 150, int(6.5 * 150))  # 4 columns, 1 pair of rows
+    top, bottom = panels.axes[:4], panels.axes[4:]
+    assert [ax.get_title() for ax in top] == [f"{label(w, m)} (3 seeds)" for w, m in groups]
+    for (width, momentum), upper, lower in zip(groups, top, bottom):
+        assert r"\varphi''(t)" in upper.get_ylabel() and r"\mu(t)" in lower.get_ylabel()
+        assert [t.get_text() for t in upper.get_legend().get_texts()] == ["seed 0", "seed 1", "seed 2"]
+        for ax, column in ((upper, "phi_dd"), (lower, "mu")):
+            (lines,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+            segments = lines.get_segments()
+            assert len(segments) == 3
+            for seed, segment in enumerate(segments):
+                landscape = pd.read_csv(jobs[width, momentum, seed] / "landscape.csv")
+                # matplotlib hands back a line's points without its NaNs (mu at t = 0: a gap in the line)
+                np.testing.assert_array_equal(segment, landscape[["t", column]].dropna().to_numpy())
+                assert len(segment) == (21 if column == "phi_dd" else 20)
+
+    # final loss against the momentum, one series per width: medians with min-max bars
+    (ax,) = by_title["Final loss against optimizer.momentum"].axes
+    assert (ax.get_xlabel(), ax.get_yscale()) == ("optimizer.momentum", "log")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.9", "0.99"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["model.width=8", "model.width=16"]
+    points = [line for line in ax.lines if line.get_marker() == "o" and len(line.get_xdata())]
+    bars = [line for line in ax.lines if line.get_marker() in (None, "None", "") and len(line.get_xdata()) == 2]
+    final = {key: 10.0 ** -(8 + key[2] ** 2 + (key[0] == 16) + 2 * (key[1] == 0.99)) for key in jobs}
+    for width, series in zip((8, 16), points):
+        medians = [final[width, m, 1] for m in (0.9, 0.99)]
+        np.testing.assert_allclose(series.get_ydata(), medians, rtol=1e-12)
+    spans = sorted(tuple(sorted(line.get_ydata())) for line in bars)
+    expected_spans = sorted((final[w, m, 2], final[w, m, 0]) for w, m in groups)  # seed 2 lowest, seed 0 highest
+    np.testing.assert_allclose(np.array(spans), np.array(expected_spans), rtol=1e-12)
+
+    # the heatmap of the two keys: the median log10 final loss in each cell
+    heat = by_title["Final training loss"]
+    ax = heat.axes[0]
+    assert (ax.get_ylabel(), ax.get_xlabel()) == ("model.width", "optimizer.momentum")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["8", "16"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.9", "0.99"]
+    assert [t.get_text() for t in ax.texts] == ["-9.0", "-11.0", "-10.0", "-12.0"]
+    (mesh,) = [c for c in ax.collections if type(c).__name__ == "QuadMesh"]
+    np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(2, 2), [[-9, -11], [-10, -12]], rtol=1e-12)
+    assert heat.axes[1].get_ylabel() == "log10 final loss (median over seeds)"
+    assert png_size(out / "heatmap_model_width_optimizer_momentum.png")[0] > 0

@@ -45,8 +45,15 @@ def test_uniform_inputs_lie_in_the_cube():
 
 
 def test_label_noise_is_added_after_standardizing():
-    clean, noisy = draw(), draw(label_noise=0.1)
-    assert 0.05 < (noisy.y - clean.y).std().item() < 0.15
+    """noisy - clean is 0.1 N(0, 1) in standardized units (before standardizing it would be 0.1 / raw std,
+    about 10x larger): over 10,000 points its std is within 3 standard errors (0.1 / sqrt(2n) each) of 0.1
+    and its mean within 3 standard errors (0.1 / sqrt(n)) of 0."""
+    n = 10_000
+    clean, noisy = draw(n_points=n), draw(n_points=n, label_noise=0.1)
+    noise = noisy.y - clean.y
+    assert abs(noise.std().item() - 0.1) < 3 * 0.1 / (2 * n) ** 0.5
+    assert abs(noise.mean().item()) < 3 * 0.1 / n**0.5
+    assert clean.y.std(correction=0).item() == pytest.approx(1.0, rel=1e-12)
 
 
 def test_same_seed_same_data_other_seed_other_data():

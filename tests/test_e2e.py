@@ -12,6 +12,7 @@ import time
 import pytest
 
 from .helpers import ROOT, TINY, run_cli
+from .wandb_offline import history_rows, offline_runs, records, run_record
 
 pytestmark = pytest.mark.slow
 
@@ -33,19 +34,25 @@ def wandb_history(job_dir):
 
 
 def test_multirun_of_two_seeds(tmp_path):
-    sweep = tmp_path / "sweep"
-    result = run_cli(*TINY, "seed=0,1", f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path)
+    """The sweep folder as Hydra makes it by default (relative to the working directory): the jobs' W&B
+    runs share the group named after it, multirun_2026-11-26_10-00-00 (README), and each run is named by
+    its job's overrides (sorted, as Hydra's override_dirname; hydra.sweep.dir left out)."""
+    sweep = tmp_path / "multirun" / "2026-11-26" / "10-00-00"
+    result = run_cli(*TINY, "seed=0,1", "hydra.sweep.dir=multirun/2026-11-26/10-00-00", "--multirun", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summaries = [json.loads((sweep / str(n) / "summary.json").read_text()) for n in (0, 1)]
     assert [s["seed"] for s in summaries] == [0, 1]
     assert summaries[0]["final_loss"] != summaries[1]["final_loss"]
-    groups = {s["wandb"]["group"] for s in summaries}
-    assert len(groups) == 1 and None not in groups  # one W&B group per sweep
+    assert [s["wandb"]["group"] for s in summaries] == ["multirun_2026-11-26_10-00-00"] * 2
     for n in (0, 1):
         job = sweep / str(n)
         assert (job / ".hydra" / "config.yaml").exists() and (job / "nesterov_landscape.log").exists()
+        (run,) = offline_runs(job)
+        run_records = records(run)
+        assert run_record(run_records)["run_group"] == "multirun_2026-11-26_10-00-00"
+        assert run_record(run_records)["display_name"] == ",".join(sorted([*TINY, f"seed={n}"]))
         history = read_history(job / "history.csv")
-        logged = [row for row in wandb_history(job) if "train/loss" in row]
+        logged = history_rows(run_records)
         assert [row["epoch"] for row in logged] == [row["epoch"] for row in history]
         assert [row["train/loss"] for row in logged] == [row["loss"] for row in history]
         assert [row["train/grad_norm"] for row in logged] == [row["grad_norm"] for row in history]
@@ -71,23 +78,26 @@ def test_an_invalid_job_leaves_nothing_and_the_sweep_goes_on(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "env,bound",
+    "env,reason",
     [
-        ({}, 20),  # no credentials: never reaches wandb's account prompt
-        ({"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}, 25),  # unreachable server
+        ({}, "no credentials"),  # never reaches wandb's account prompt nor the server
+        # an unreachable server: wandb gives up after logger.init_timeout (timed in benchmarks/wandb_fallback.py)
+        ({"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}, "Timed out"),
     ],
 )
-def test_online_without_network_falls_back_to_offline_quickly(env, bound, tmp_path):
-    start = time.monotonic()
+def test_online_without_network_falls_back_to_offline(env, reason, tmp_path):
     result = run_cli(
         *TINY, "logger.mode=online", "logger.init_timeout=5", f"hydra.run.dir={tmp_path / 'job'}", cwd=tmp_path, env=env
     )
     assert result.returncode == 0, result.stderr
-    assert time.monotonic() - start < bound
-    assert "logging offline instead" in result.stdout + result.stderr
+    log = (tmp_path / "job" / "nesterov_landscape.log").read_text().splitlines()
+    (warning,) = [line for line in log if "WARNING" in line]
+    assert f"W&B online mode failed ({reason}" in warning and "logging offline instead" in warning
     summary = json.loads((tmp_path / "job" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["wandb"]["mode"] == "offline"
-    assert wandb_history(tmp_path / "job")
+    assert [row["train/loss"] for row in wandb_history(tmp_path / "job") if "train/loss" in row] == [
+        row["loss"] for row in read_history(tmp_path / "job" / "history.csv")
+    ]
 
 
 @pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux `script` for a terminal")

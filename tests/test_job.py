@@ -6,11 +6,16 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 import wandb
 
+from nesterov_landscape import training
+from nesterov_landscape.config import validate
+from nesterov_landscape.problem import setup_problem
 from nesterov_landscape.train import train
 
 from .helpers import CONF, TINY, compose_job
+from .test_mlp import as_module
 
 
 def read_csv(path: Path) -> list[dict[str, float]]:
@@ -179,3 +184,155 @@ def test_compiled_training_matches_eager(tmp_path):
     fast, _ = run_job(tmp_path / "compiled", "trainer.precision=float64", "probe=none", "trainer.compile=true")
     assert fast["compile_seconds"] > 0 and eager["compile_seconds"] == 0
     assert fast["final_loss"] == pytest.approx(eager["final_loss"], rel=1e-10)
+
+
+def nanmin(values):
+    kept = [v for v in values if not math.isnan(v)]
+    return min(kept) if kept else math.nan
+
+
+def test_summary_minima_equal_the_minima_recomputed_from_landscape_csv(tmp_path):
+    """float64 job, mu_cutoff 0.05: every landscape scalar of summary.json is recomputed from the rows of
+    landscape.csv; the phi'' column is the central difference of the phi column (h = t_step = 0.01,
+    so t +- h are the neighbouring rows), mu follows its formula from the phi and phi' columns and is
+    empty exactly where |t| < 0.05."""
+    summary, out = run_job(tmp_path, "trainer.precision=float64", "probe.gradient_line.mu_cutoff=0.05")
+    rows = read_csv(out / "landscape.csv")
+    assert len(rows) == 201 and {r["epoch"] for r in rows} == {20}
+    t = [r["t"] for r in rows]
+    assert t == [k * 0.01 for k in range(-100, 101)]  # the multiples of t_step
+    h = 0.01
+    for prev, row, nxt in zip(rows, rows[1:], rows[2:]):
+        second_difference = (nxt["phi"] - 2 * row["phi"] + prev["phi"]) / h**2
+        assert row["phi_dd"] == pytest.approx(second_difference, rel=1e-9, abs=1e-12), row["t"]
+        assert row["phi_d"] == pytest.approx((nxt["phi"] - prev["phi"]) / (2 * h), rel=1e-11, abs=1e-14)
+    assert summary["inf_phi"] == 0
+    for row in rows:
+        if abs(row["t"]) < 0.05 - 1e-12:
+            assert math.isnan(row["mu"]) and math.isnan(row["mu_exact"]), row["t"]
+            continue
+        mu = 2 * (row["t"] * row["phi_d"] - row["phi"]) / row["t"] ** 2
+        mu_exact = 2 * (row["t"] * row["phi_d_exact"] - row["phi"]) / row["t"] ** 2
+        assert row["mu"] == pytest.approx(mu, rel=1e-10, abs=1e-12)
+        assert row["mu_exact"] == pytest.approx(mu_exact, rel=1e-10, abs=1e-12)
+    at_0 = rows[100]
+    assert at_0["t"] == 0 and at_0["phi"] == pytest.approx(summary["final_loss"], rel=1e-12)
+    assert summary["phi_dd_at_0"] == pytest.approx(at_0["phi_dd"], rel=1e-12)
+    assert summary["phi_dd_exact_at_0"] == pytest.approx(at_0["phi_dd_exact"], rel=1e-10)  # HVP vs autograd in t
+    assert summary["probe_grad_norm"] == pytest.approx(at_0["phi_d_exact"], rel=1e-12)  # phi'(0) = |grad L|
+    for r in (0.1, 0.5, 1.0):
+        inside = [row for row in rows if abs(row["t"]) <= r + 1e-12]
+        key = f"{r:g}".replace(".", "p")
+        assert summary[f"phi_dd_min_{key}"] == min(row["phi_dd"] for row in inside)
+        assert summary[f"mu_min_{key}"] == nanmin([row["mu"] for row in inside])
+        assert summary[f"mu_exact_min_{key}"] == nanmin([row["mu_exact"] for row in inside])
+
+
+def retrained_params(cfg, summary):
+    """The job's final weights, trained again from its config by the same single-run training loop; equal
+    to the job's own (its final loss is checked bit for bit)."""
+    problem = setup_problem(validate(cfg, cuda_available=False))
+    result = training.train(
+        training.value_and_grad(problem.loss_in(problem.dtype)),
+        problem.init.to(problem.dtype),
+        problem.optimizer,
+        problem.hyperparams(),
+        cfg.trainer.epochs,
+        cfg.trainer.log_every,
+    )
+    assert result.history[-1]["loss"] == summary["final_loss"]
+    return problem, result.params
+
+
+def test_hessian_probe_of_a_job_against_a_dense_hessian(tmp_path):
+    """The job's network has 113 weights and the default 60 Lanczos steps: lambda_max, the top
+    eigenvalues, phi''(0) / lambda_max, phi''(0) = g^T H g and the trace, against the dense Hessian at the
+    job's final weights."""
+    out = tmp_path / "job"
+    cfg = compose_job([*TINY, "trainer.precision=float64", "probe=[gradient_line,hessian]"], out)
+    summary = train(cfg)
+    problem, params = retrained_params(cfg, summary)
+    assert problem.shape.n_params == 113 and summary["hessian_lanczos_steps"] == 60
+    loss = problem.loss_in(torch.float64)
+    dense = torch.autograd.functional.hessian(loss, params)
+    eigenvalues = torch.linalg.eigvalsh(dense).flip(0)
+    assert summary["hessian_lambda_max"] == pytest.approx(eigenvalues[0].item(), rel=1e-10)
+    on_disk = [r["eigenvalue"] for r in read_csv(out / "hessian.csv")]
+    torch.testing.assert_close(torch.tensor(on_disk, dtype=torch.float64), eigenvalues[:5], rtol=1e-8, atol=0)
+    w = params.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(loss(w), w)
+    g = grad / grad.norm()
+    curvature = (g @ dense @ g).item()
+    assert summary["phi_dd_exact_at_0"] == pytest.approx(curvature, rel=1e-10)
+    assert summary["phi_dd_over_lambda_max"] == pytest.approx(curvature / eigenvalues[0].item(), rel=1e-10)
+    assert abs(summary["hessian_trace"] - dense.trace().item()) < 3 * summary["hessian_trace_std_error"]
+
+
+def test_final_history_row_when_epochs_is_not_a_multiple_of_log_every(tmp_path):
+    """epochs 23, log_every 5: rows at 0, 5, ..., 20 and 23, each equal to the row of the same epoch of
+    a job that logs every epoch; final_loss is the row at 23."""
+    summary, out = run_job(tmp_path / "a", "trainer.epochs=23", "probe=none")
+    dense, dense_out = run_job(tmp_path / "b", "trainer.epochs=23", "trainer.log_every=1", "probe=none")
+    history = read_csv(out / "history.csv")
+    every_epoch = {row["epoch"]: row for row in read_csv(dense_out / "history.csv")}
+    assert [row["epoch"] for row in history] == [0, 5, 10, 15, 20, 23]
+    assert sorted(every_epoch) == list(range(24))
+    for row in history:
+        assert row == every_epoch[row["epoch"]]
+    assert summary["epochs_run"] == 23 and summary["final_loss"] == every_epoch[23]["loss"]
+    assert summary["final_grad_norm"] == every_epoch[23]["grad_norm"]
+
+
+def reference_history(problem, loss_kind, make_optimizer, epochs, log_every):
+    """Full-batch training of the job's network rebuilt from torch.nn layers, with a torch.optim
+    optimizer and torch.nn.functional.mse_loss: an implementation independent of the harness's."""
+    model = as_module(problem.shape, problem.config.model.activation, problem.init)
+    optimizer = make_optimizer(model.parameters())
+    x, y = problem.data.x, problem.data.y
+    rows = []
+    for epoch in range(epochs + 1):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x).squeeze(-1), y)
+        if loss_kind == "half_mse":
+            loss = loss / 2
+        loss.backward()
+        if epoch % log_every == 0 or epoch == epochs:
+            grad_norm = torch.cat([p.grad.flatten() for p in model.parameters()]).norm().item()
+            rows.append({"epoch": epoch, "loss": loss.item(), "grad_norm": grad_norm})
+        if epoch < epochs:
+            optimizer.step()
+    return rows
+
+
+@pytest.mark.parametrize(
+    "overrides,loss_kind,make_optimizer",
+    [
+        (["loss=mse"], "mse", lambda p: torch.optim.SGD(p, lr=0.005, momentum=0.99, nesterov=True)),
+        (
+            ["optimizer=adam", "optimizer.lr=0.01", "optimizer.weight_decay=0.1"],
+            "half_mse",
+            lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.1),
+        ),
+        (
+            ["optimizer=adam", "optimizer.lr=0.01", "optimizer.weight_decay=0.1", "loss=mse"],
+            "mse",
+            lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.1),
+        ),
+    ],
+    ids=["mse-nag", "adam-weight_decay", "mse-adam-weight_decay"],
+)
+def test_job_history_equals_torch_nn_and_torch_optim(overrides, loss_kind, make_optimizer, tmp_path):
+    """loss=mse and optimizer.weight_decay through a float64 job: every history column equals an
+    independent torch.nn + torch.optim + mse_loss run from the job's data and initial weights."""
+    out = tmp_path / "job"
+    cfg = compose_job([*TINY, "trainer.precision=float64", "probe=none", "trainer.epochs=40", *overrides], out)
+    summary = train(cfg)
+    problem = setup_problem(validate(cfg, cuda_available=False))
+    expected = reference_history(problem, loss_kind, make_optimizer, epochs=40, log_every=5)
+    history = read_csv(out / "history.csv")
+    assert [row["epoch"] for row in history] == [row["epoch"] for row in expected]
+    for ours, reference in zip(history, expected):
+        assert ours["loss"] == pytest.approx(reference["loss"], rel=1e-10)
+        assert ours["grad_norm"] == pytest.approx(reference["grad_norm"], rel=1e-9)
+    assert history[-1]["loss"] < 0.9 * history[0]["loss"]  # it trained
+    assert summary["optimizer_hyperparams"].get("weight_decay", 0.0) == (0.1 if "adam" in overrides[0] else 0.0)

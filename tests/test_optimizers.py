@@ -135,3 +135,46 @@ def test_step_is_pure():
     before = (params.clone(), state[0].clone())
     opt.step(hyperparams("nag", 0.1, 0.5), params, A * params, state)
     assert torch.equal(params, before[0]) and torch.equal(state[0], before[1])
+
+
+def test_agnes_weight_decay_by_hand():
+    """alpha 0.05, eta 0.1, rho 0.5, weight decay 0.5 from x0 = (1, 1): g0 = A x0 + 0.5 x0 = (1.5, 4.5);
+    v1 = -rho g0 = (-0.75, -2.25); p1 = x0 - eta g0 + alpha v1 = (0.8125, 0.4375); g1 = (1.21875, 1.96875);
+    v2 = rho (v1 - g1) = (-0.984375, -2.109375); p2 = p1 - eta g1 + alpha v2 = (0.64140625, 0.13515625)."""
+    agnes = OPTIMIZERS["agnes"]
+    hp = agnes.hyperparams(lr=0.05, correction=0.1, momentum=0.5, weight_decay=0.5, L=None, mu=None, sigma=0.0)
+    params, state = X0.clone(), agnes.init(X0)
+    for expected in [(0.8125, 0.4375), (0.64140625, 0.13515625)]:
+        params, state = agnes.step(hp, params, A * params, state)
+        torch.testing.assert_close(params, torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "name,hp,torch_optimizer",
+    [
+        # AGNES with alpha = eta is NAG, and its weight decay is torch's L2 term added to the gradient
+        (
+            "agnes",
+            dict(lr=0.05, correction=0.05, momentum=0.9, weight_decay=0.3, L=None, mu=None, sigma=0.0),
+            lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.3),
+        ),
+        (
+            "adam",
+            dict(lr=0.05, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.3),
+            lambda p: torch.optim.Adam(p, lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.3),
+        ),
+    ],
+)
+def test_weight_decay_matches_torch_optim_for_many_steps(name, hp, torch_optimizer):
+    opt = OPTIMIZERS[name]
+    hyper = opt.hyperparams(**hp)
+    params, state = X0.clone(), opt.init(X0)
+    p = torch.nn.Parameter(X0.clone())
+    reference = torch_optimizer([p])
+    for _ in range(60):
+        params, state = opt.step(hyper, params, A * params, state)
+        reference.zero_grad()
+        (0.5 * (A * p * p).sum()).backward()
+        reference.step()
+        torch.testing.assert_close(params, p.detach(), rtol=1e-12, atol=1e-14)
+    assert params.norm() < 0.5  # it moved: 60 steps towards the minimizer at 0

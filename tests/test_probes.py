@@ -1,10 +1,14 @@
 """The gradient-line probe against closed forms on quadratics, and autograd against finite differences."""
 
+import csv
 import math
 
 import pytest
 import torch
+import yaml
 
+from nesterov_landscape.config import HessianConfig
+from nesterov_landscape.job_probes import probe_hessian
 from nesterov_landscape.mlp import MLPShape, forward, init_params
 from nesterov_landscape.probes import (
     directional_curvature,
@@ -12,9 +16,12 @@ from nesterov_landscape.probes import (
     gradient_lines,
     hessian_spectrum,
     random_directions,
+    radius_key,
     random_lines,
 )
 from nesterov_landscape.probes import t_grid
+
+from .helpers import CONF
 
 GRID = t_grid(-1.0, 1.0, 0.01)
 
@@ -200,3 +207,175 @@ def test_stacked_gradient_lines_equal_one_at_a_time():
         for name, values in lines[b].columns().items():
             torch.testing.assert_close(values, alone.columns()[name], rtol=1e-10, atol=1e-10, equal_nan=True)
         assert lines[b].profile.phi_dd_exact_at_0 == pytest.approx(alone.profile.phi_dd_exact_at_0, rel=1e-12)
+
+
+# --- Summary scalars (the minima over |t| <= r that feed the analysis) against closed forms ---
+
+H_STEP = 0.01
+
+
+def grid_values():
+    """The probe grid t = k * 0.01, k = -100..100, as plain Python floats (same arithmetic as t_grid)."""
+    return [k * 0.01 for k in range(-100, 101)]
+
+
+def test_summary_minima_on_a_quadratic(problem):
+    """phi(t) = L + s t + c t^2 / 2: phi'' = c everywhere, mu(t) = c - 2 (L - inf phi) / t^2 rises with |t|,
+    so its minimum over cutoff <= |t| <= r is at the smallest grid |t| >= cutoff (0.05 for a cutoff of
+    0.045, which is not on the grid), and a radius below the cutoff has no mu at all (NaN)."""
+    hessian, minimizer, w = problem
+    loss, slope, curvature = closed_form(hessian, minimizer, w)
+    radii = [0.03, 0.1, 0.5, 1.0]
+    for inf_phi in ("zero", "grid_min"):
+        line = gradient_line(quadratic(hessian, minimizer), w, GRID, h=H_STEP, inf_phi=inf_phi, mu_cutoff=0.045)
+        scalars = line.scalars(radii)
+        inf = 0.0 if inf_phi == "zero" else min(loss + slope * t + curvature * t * t / 2 for t in grid_values())
+        assert scalars["inf_phi"] == pytest.approx(inf, rel=1e-12, abs=1e-15)
+        assert scalars["probe_grad_norm"] == pytest.approx(slope, rel=1e-12)
+        assert scalars["phi_dd_at_0"] == pytest.approx(curvature, rel=1e-9)
+        assert scalars["phi_dd_exact_at_0"] == pytest.approx(curvature, rel=1e-12)
+        for r in radii:
+            assert scalars[f"phi_dd_min_{radius_key(r)}"] == pytest.approx(curvature, rel=1e-9)
+        assert math.isnan(scalars["mu_min_0p03"]) and math.isnan(scalars["mu_exact_min_0p03"])
+        expected_mu = curvature - 2 * (loss - inf) / 0.05**2
+        for r in radii[1:]:
+            assert scalars[f"mu_min_{radius_key(r)}"] == pytest.approx(expected_mu, rel=1e-8)
+            assert scalars[f"mu_exact_min_{radius_key(r)}"] == pytest.approx(expected_mu, rel=1e-10)
+
+
+X0_QUARTIC, OFFSET = 0.3, 0.01
+
+
+def quartic_line_problem():
+    """L(w) = f(u_0 . (w - c)) + 1/2 sum_i lam_i (u_i . (w - c))^2 with f(x) = OFFSET + x^2/2 - x^4/4 and an
+    orthonormal basis u. At w = c + X0 u_0 the gradient is f'(X0) u_0 (f'(0.3) > 0), so along the unit
+    gradient phi(t) = f(X0 + t): phi'' = 1 - 3 (X0 + t)^2 turns negative for t > 0.28."""
+    gen = torch.Generator().manual_seed(7)
+    basis, _ = torch.linalg.qr(torch.randn(5, 5, generator=gen, dtype=torch.float64))
+    lam = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
+    center = torch.randn(5, generator=gen, dtype=torch.float64)
+
+    def loss(w):
+        u = (w - center) @ basis  # coordinates in the basis u (the columns of `basis`)
+        x = u[..., 0]
+        return OFFSET + x**2 / 2 - x**4 / 4 + 0.5 * (lam * u * u).sum(-1)
+
+    return loss, center + X0_QUARTIC * basis[:, 0]
+
+
+def f(x):
+    return OFFSET + x**2 / 2 - x**4 / 4
+
+
+def f_d(x):
+    return x - x**3
+
+
+def test_summary_minima_on_a_quartic_profile():
+    """Central differences of a quartic are exact up to known terms: phi''_h = phi'' + h^2/12 phi'''' =
+    phi'' - h^2/2 and phi'_h = phi' + h^2/6 phi''' = phi' - h^2 (X0 + t). The minima of phi'' over
+    |t| <= r sit at t = r, 1 - 3 (X0 + r)^2; mu(t) = 2 (t phi'(t) - phi(t) + inf phi) / t^2 is evaluated
+    on the grid from these formulas with cutoff 0.2, where its minimum can depend on the radius (with
+    inf phi = OFFSET: -1.72 at t = 0.2 for r = 0.5, -2.06 at t = 1 for r = 1), and inf phi is 0 or the grid
+    minimum f(0) = OFFSET (at t = -0.3, on the grid)."""
+    loss, w = quartic_line_problem()
+    cutoff, radii = 0.2, [0.1, 0.5, 1.0]
+    ts = grid_values()
+    for inf_phi, inf in (("zero", 0.0), ("grid_min", OFFSET)):
+        line = gradient_line(loss, w, GRID, h=H_STEP, inf_phi=inf_phi, mu_cutoff=cutoff)
+        scalars = line.scalars(radii)
+        assert scalars["inf_phi"] == pytest.approx(inf, abs=1e-15)
+        assert scalars["probe_grad_norm"] == pytest.approx(f_d(X0_QUARTIC), rel=1e-12)
+        assert scalars["phi_dd_exact_at_0"] == pytest.approx(1 - 3 * X0_QUARTIC**2, rel=1e-12)
+        assert scalars["phi_dd_at_0"] == pytest.approx(1 - 3 * X0_QUARTIC**2 - H_STEP**2 / 2, rel=1e-9)
+        for r in radii:
+            key = radius_key(r)
+            phi_dd_min = 1 - 3 * (X0_QUARTIC + r) ** 2 - H_STEP**2 / 2
+            assert scalars[f"phi_dd_min_{key}"] == pytest.approx(phi_dd_min, rel=1e-9)
+            kept = [t for t in ts if cutoff <= abs(t) <= r + 1e-12]
+            if not kept:
+                assert math.isnan(scalars[f"mu_min_{key}"]) and math.isnan(scalars[f"mu_exact_min_{key}"])
+                continue
+            exact = min(2 * (t * f_d(X0_QUARTIC + t) - f(X0_QUARTIC + t) + inf) / t**2 for t in kept)
+            central = min(
+                2 * (t * (f_d(X0_QUARTIC + t) - H_STEP**2 * (X0_QUARTIC + t)) - f(X0_QUARTIC + t) + inf) / t**2
+                for t in kept
+            )
+            assert scalars[f"mu_exact_min_{key}"] == pytest.approx(exact, rel=1e-10)
+            assert scalars[f"mu_min_{key}"] == pytest.approx(central, rel=1e-8)
+        if inf_phi == "grid_min":  # the minimum moves from the cutoff to the end of the segment as r grows
+            assert scalars["mu_exact_min_0p5"] == pytest.approx(2 * (0.2 * f_d(0.5) - f(0.5) + inf) / 0.04, rel=1e-10)
+            assert scalars["mu_exact_min_1"] == pytest.approx(2 * (f_d(1.3) - f(1.3) + inf), rel=1e-10)
+
+
+def test_mlp_curvature_at_zero_three_ways_and_a_dense_hessian():
+    """phi''(0) along the unit gradient of an MLP: g^T H g with H from torch.autograd.functional.hessian;
+    the Hessian-vector product and autograd in t equal it to round-off; the central difference with
+    h = 0.01 differs by its leading error term h^2/12 phi''''(0) (phi'''' by autograd in t) up to O(h^4)."""
+    loss, w = mlp_loss()
+    line = gradient_line(loss, w, GRID, h=H_STEP, inf_phi="zero", mu_cutoff=0.01)
+    dense = torch.autograd.functional.hessian(loss, w)
+    w_var = w.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(loss(w_var), w_var)
+    g = grad / grad.norm()
+    reference = (g @ dense @ g).item()
+    at_0 = GRID.abs().argmin()
+    assert line.profile.phi_dd_exact_at_0 == pytest.approx(reference, rel=1e-12)
+    assert line.profile.phi_dd_exact[at_0].item() == pytest.approx(reference, rel=1e-10)
+    t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    derivative = loss(w + t * g)
+    for _ in range(4):
+        (derivative,) = torch.autograd.grad(derivative, t, create_graph=True)
+    fourth = derivative.item()
+    truncation = H_STEP**2 / 12 * fourth
+    assert abs(truncation) > 1e-7 * abs(reference)  # the error term is visible above round-off
+    assert line.profile.phi_dd_at_0 - reference == pytest.approx(truncation, rel=1e-2)
+    # the grid's own phi''(t = 0) is the same central difference
+    assert line.profile.phi_dd[at_0].item() == pytest.approx(line.profile.phi_dd_at_0, rel=1e-9)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread, as every job runs: the dense Hessian's 1,121 small backward passes take about a
+    second on one thread and can take a minute with two threads on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_hessian_probe_with_default_lanczos_steps_against_a_dense_hessian(tmp_path, one_thread):
+    """probe=[hessian] with its defaults (60 Lanczos steps, 100 trace samples) on an MLP with 1,121
+    weights, far more than 60: the top eigenvalues equal those of the dense Hessian
+    (torch.autograd.functional.hessian) both ways, phi''(0) / lambda_max equals g^T H g / lambda_max,
+    the trace lies within 3 standard errors of tr H, and the standard error is the one Rademacher
+    vectors give, sqrt(2 (|H|_F^2 - sum_i H_ii^2) / 100)."""
+    shape = MLPShape(input_dim=12, width=20, depth=3)
+    gen = torch.Generator().manual_seed(3)
+    params = init_params(shape, "pytorch", gen)
+    x = torch.randn(100, 12, generator=gen, dtype=torch.float64)
+    y = torch.randn(100, generator=gen, dtype=torch.float64)
+
+    def loss_in(dtype):
+        return lambda w: 0.5 * (forward(shape, "tanh", w, x.to(dtype)) - y.to(dtype)).square().mean(-1)
+
+    defaults = yaml.safe_load((CONF / "probe" / "hessian.yaml").read_text())["hessian"]
+    assert defaults["lanczos_steps"] == 60 and shape.n_params == 1121
+    out = probe_hessian(HessianConfig(**defaults), loss_in, params, torch.float64, seed=0, output_dir=tmp_path)
+    dense = torch.autograd.functional.hessian(loss_in(torch.float64), params)
+    eigenvalues = torch.linalg.eigvalsh(dense).flip(0)
+    assert out["hessian_lanczos_steps"] == 60
+    for i in range(defaults["top_k"]):
+        assert out[f"hessian_eig_{i + 1}"] == pytest.approx(eigenvalues[i].item(), rel=1e-9)
+    assert out["hessian_lambda_max"] == pytest.approx(eigenvalues[0].item(), rel=1e-12)
+    with (tmp_path / "hessian.csv").open() as f_csv:
+        on_disk = [float(row["eigenvalue"]) for row in csv.DictReader(f_csv)]
+    torch.testing.assert_close(torch.tensor(on_disk, dtype=torch.float64), eigenvalues[:5], rtol=1e-9, atol=0)
+    w_var = params.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(loss_in(torch.float64)(w_var), w_var)
+    g = grad / grad.norm()
+    assert out["phi_dd_over_lambda_max"] == pytest.approx((g @ dense @ g).item() / eigenvalues[0].item(), rel=1e-10)
+    trace = dense.trace().item()
+    assert abs(out["hessian_trace"] - trace) < 3 * out["hessian_trace_std_error"]
+    expected_error = math.sqrt(2 * (dense.square().sum() - dense.diag().square().sum()).item() / 100)
+    assert out["hessian_trace_std_error"] == pytest.approx(expected_error, rel=0.3)

@@ -1,0 +1,128 @@
+"""What a job leaves in its offline W&B run, read back from the run itself and compared with the job's
+own files: config, history, landscape table and plots, summary scalars, name and group; and what
+re-running a sweep into its folder does to the files and the W&B runs (the basic launcher)."""
+
+import csv
+import json
+import math
+
+import pytest
+
+from .helpers import TINY, run_cli
+from .wandb_offline import history_rows, offline_runs, overview, records, run_dir, run_record, same_number
+
+pytestmark = pytest.mark.slow
+
+
+def read_csv(path):
+    with path.open() as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def public(config: dict) -> dict:
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
+def test_a_jobs_wandb_run_holds_its_config_history_landscape_and_summary(tmp_path):
+    job = tmp_path / "job"
+    overrides = [*TINY, "trainer.epochs=23", "probe.gradient_line.t_step=0.1", "probe.gradient_line.mu_cutoff=0.15"]
+    result = run_cli(*overrides, f"hydra.run.dir={job}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((job / "summary.json").read_text())
+    (run,) = offline_runs(job)
+    assert run.name.endswith(f"-{summary['wandb']['id']}")
+    info, run_records = overview(run), records(run)
+    assert info["state"] == "finished" and info["exit_code"] == 0
+    # the config: the job's resolved config, as summary.json records it
+    assert public(info["config"]) == summary["config"]
+    # name: the command-line overrides, sorted as Hydra's override_dirname (hydra.run.dir left out); no group
+    assert info["name"] == ",".join(sorted(overrides)) == summary["job"]["override_dirname"]
+    assert not run_record(run_records).get("run_group") and summary["wandb"]["group"] is None
+    # history: every row of history.csv, the last at epoch 23 (not a multiple of log_every)
+    history = read_csv(job / "history.csv")
+    logged = history_rows(run_records)
+    assert [row["epoch"] for row in logged] == [row["epoch"] for row in history] == [0, 5, 10, 15, 20, 23]
+    for ours, theirs in zip(history, logged):
+        assert (theirs["train/loss"], theirs["train/grad_norm"]) == (ours["loss"], ours["grad_norm"])
+    # the landscape table: the rows of landscape.csv (t, phi, phi'', mu; mu empty below the cutoff)
+    landscape = read_csv(job / "landscape.csv")
+    table_ref = info["summary"]["landscape/table"]
+    table = json.loads((run / "files" / table_ref["path"]).read_text())
+    assert table["columns"] == ["t", "phi", "phi_dd", "mu"]
+    assert (table_ref["nrows"], len(table["data"])) == (len(landscape), 21)
+    for row, logged_row in zip(landscape, table["data"]):
+        assert all(same_number(row[c], v) for c, v in zip(table["columns"], logged_row)), row["t"]
+    assert sum(math.isnan(r[3]) for r in table["data"]) == 3  # t = -0.1, 0, 0.1
+    # its three line plots: phi, phi'' and mu against t, each on a table of the same rows
+    charts = {}
+    for record in run_records:
+        if record.get("type") == "config":
+            for key, value in record["config"]["update"].items():
+                if key.startswith("_wandb.visualize.landscape/"):
+                    charts[key.removeprefix("_wandb.visualize.landscape/")] = value["panel_config"]
+    assert sorted(charts) == ["mu", "phi", "phi_dd"]
+    for y, chart in charts.items():
+        assert chart["fieldSettings"]["x"] == "t" and chart["fieldSettings"]["y"] == y
+        assert f"landscape/{y}_table" in json.dumps(chart["userQuery"])
+        assert info["summary"][f"landscape/{y}_table"]["path"] == table_ref["path"]
+    # the summary scalars: those of summary.json (null there, such as mu_min_0p1 inside the cutoff, is absent)
+    scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+    assert {"final_loss", "phi_dd_min_0p1", "mu_min_1", "mu_exact_min_0p5", "status"} <= set(scalars)
+    assert summary["mu_min_0p1"] is None and "mu_min_0p1" not in info["summary"]
+    for key, value in scalars.items():
+        assert info["summary"][key] == value, key
+    extra = {k for k in info["summary"] if k not in scalars and not k.startswith(("_", "train/", "landscape/"))}
+    assert extra == {"epoch"}
+
+
+def sweep(tmp_path, *args):
+    result = run_cli(*TINY, *args, "hydra.sweep.dir=multirun/resume", "--multirun", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    jobs = [tmp_path / "multirun" / "resume" / str(n) for n in (0, 1)]
+    return jobs, [json.loads((job / "summary.json").read_text()) for job in jobs]
+
+
+def logged_matches_files(job, summary):
+    """The job's W&B run named in summary.json logged exactly its history.csv, with its config."""
+    run = run_dir(job, summary["wandb"]["id"])
+    history = read_csv(job / "history.csv")
+    logged = history_rows(records(run))
+    assert [(r["epoch"], r["train/loss"]) for r in logged] == [(r["epoch"], r["loss"]) for r in history]
+    assert public(overview(run)["config"]) == summary["config"]
+
+
+def test_resume_skips_finished_jobs_reruns_changed_ones_and_resume_false_reruns_all(tmp_path):
+    """A sweep of a diverging (lr 10) and a completing job, run four times into one folder: again with the
+    second job's lr changed (the diverged job is skipped, the changed one re-runs), then twice with
+    trainer.resume=false (both re-run each time, the second time with nothing else changed). A skipped
+    job keeps its summary.json, history.csv and W&B runs; a re-run job gets new files and one more W&B run."""
+    jobs, first = sweep(tmp_path, "optimizer.lr=10,0.005")
+    assert [s["status"] for s in first] == ["diverged", "completed"]
+    before = {n: {f: (jobs[n] / f).read_bytes() for f in ("summary.json", "history.csv")} for n in (0, 1)}
+    assert [len(offline_runs(job)) for job in jobs] == [1, 1]
+
+    jobs, second = sweep(tmp_path, "optimizer.lr=10,0.004")
+    assert {f: (jobs[0] / f).read_bytes() for f in ("summary.json", "history.csv")} == before[0]
+    assert "skipping it" in (jobs[0] / "nesterov_landscape.log").read_text()
+    assert second[1]["config"]["optimizer"]["lr"] == 0.004 and second[1]["status"] == "completed"
+    assert second[1]["wandb"]["id"] != first[1]["wandb"]["id"]
+    assert (jobs[1] / "history.csv").read_bytes() != before[1]["history.csv"]
+    assert [len(offline_runs(job)) for job in jobs] == [1, 2]
+    logged_matches_files(jobs[1], second[1])
+
+    jobs, third = sweep(tmp_path, "optimizer.lr=10,0.004", "trainer.resume=false")
+    assert [len(offline_runs(job)) for job in jobs] == [2, 3]
+    assert third[0]["status"] == "diverged" and third[0]["epochs_run"] == first[0]["epochs_run"]
+    assert third[1]["final_loss"] == second[1]["final_loss"]  # the same training, so the same weights
+    for job, summary in zip(jobs, third):
+        assert run_dir(job, summary["wandb"]["id"]).exists()
+    # the same command again: nothing changed but trainer.resume=false, and both jobs run once more
+    jobs, fourth = sweep(tmp_path, "optimizer.lr=10,0.004", "trainer.resume=false")
+    assert [len(offline_runs(job)) for job in jobs] == [3, 4]
+    assert [s["config"] for s in fourth] == [s["config"] for s in third]
+    assert fourth[0]["config"]["trainer"]["resume"] is False
+    for job, before_summary, summary in zip(jobs, third, fourth):
+        assert summary["wandb"]["id"] != before_summary["wandb"]["id"]
+        assert run_dir(job, summary["wandb"]["id"]).exists() and run_dir(job, before_summary["wandb"]["id"]).exists()
+    assert fourth[0]["status"] == "diverged" and fourth[1]["final_loss"] == third[1]["final_loss"]
+    logged_matches_files(jobs[1], fourth[1])
