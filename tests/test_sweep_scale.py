@@ -290,3 +290,56 @@ def test_probe_without_exact_derivatives_and_in_groups_of_lines_gives_the_same_p
     for g, o in zip(grouped, whole, strict=True):
         torch.testing.assert_close(g.phi_dd_exact, o.phi_dd_exact)
         torch.testing.assert_close(g.phi, o.phi)
+
+
+PER_RUN_VALUES = {
+    "gd": [["optimizer.lr=0.005"], ["optimizer.lr=0.02"]],
+    "nag": [["optimizer.lr=0.005", "optimizer.momentum=0.9"], ["optimizer.lr=0.01", "optimizer.momentum=0.99"]],
+    "heavy_ball": [["optimizer.lr=0.005", "optimizer.momentum=0.5"], ["optimizer.lr=0.01", "optimizer.momentum=0.95"]],
+    "nag_scheme": [["optimizer.eta=0.005", "optimizer.rho=0.9"], ["optimizer.eta=0.01", "optimizer.rho=0.99"]],
+    "agnes": [
+        ["optimizer.lr=0.001", "optimizer.correction=0.01", "optimizer.momentum=0.9", "optimizer.weight_decay=0.0"],
+        ["optimizer.lr=0.002", "optimizer.correction=0.02", "optimizer.momentum=0.99", "optimizer.weight_decay=0.01"],
+    ],
+    "adam": [
+        ["optimizer.lr=0.001", "optimizer.beta1=0.9", "optimizer.beta2=0.999", "optimizer.eps=1e-8"],
+        [
+            "optimizer.lr=0.01",
+            "optimizer.beta1=0.5",
+            "optimizer.beta2=0.9",
+            "optimizer.eps=1e-4",
+            "optimizer.weight_decay=0.1",
+        ],
+    ],
+}
+
+
+@pytest.mark.parametrize("optimizer", list(PER_RUN_VALUES))
+def test_a_stack_with_different_hyperparameters_per_run_gives_each_run_its_own(optimizer):
+    """Every scalar of every optimizer may differ inside a stack: histories (every column) and
+    the stacked probe equal each run alone."""
+    import torch
+
+    from nesterov_landscape.probes import gradient_line, t_grid
+    from nesterov_landscape.problem import setup_problem
+
+    from .test_batched import configs
+
+    grid = ["probe.gradient_line.t_step=0.25", "trainer.epochs=60", f"optimizer={optimizer}"]
+    runs = [[*grid, f"seed={seed}", *values] for seed in (0, 1) for values in PER_RUN_VALUES[optimizer]]
+    stacked, alone = stack_and_alone(*runs)
+    for s, a, config in zip(stacked, alone, configs(*runs)):
+        assert (s.status, s.epochs_run) == (a.status, a.epochs_run)
+        for rs, ra in zip(s.history, a.history, strict=True):
+            assert rs.keys() == ra.keys() and rs["epoch"] == ra["epoch"]
+            for column in rs.keys() - {"epoch"}:
+                assert rs[column] == pytest.approx(ra[column], rel=1e-10), column
+        problem, line = setup_problem(config), config.probe["gradient_line"]
+        probe = gradient_line(
+            problem.loss_in(problem.dtype), a.params, t_grid(-1, 1, 0.25), line.h, line.inf_phi, line.mu_cutoff
+        )
+        for name, values in s.gradient_line.columns().items():
+            torch.testing.assert_close(values, probe.columns()[name], rtol=1e-8, atol=1e-12, equal_nan=True)
+    # the runs really differ: no two final losses agree
+    finals = [s.history[-1]["loss"] for s in stacked]
+    assert len(set(finals)) == len(finals)

@@ -36,5 +36,12 @@ def zeros_like_state(params: torch.Tensor) -> State:
     return (torch.zeros_like(params),)
 
 
+def with_weight_decay(weight_decay, params: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """grad + weight_decay * params; weight_decay is a number, or a (B, 1) tensor in a stack."""
+    if isinstance(weight_decay, torch.Tensor) or weight_decay:
+        return grad + weight_decay * params
+    return grad
+
+
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")

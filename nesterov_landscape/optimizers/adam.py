@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from ..constraints import non_negative, positive, unit_interval
-from . import register
+from . import register, with_weight_decay
 
 
 @dataclass
@@ -29,8 +29,7 @@ def init(params):
 def step(hp: Adam, params, grad, state):
     m, s, k = state
     k = k + 1
-    if hp.weight_decay:
-        grad = grad + hp.weight_decay * params
+    grad = with_weight_decay(hp.weight_decay, params, grad)
     m = hp.beta1 * m + (1 - hp.beta1) * grad
     s = hp.beta2 * s + (1 - hp.beta2) * grad.square()
     bias1 = 1 - hp.beta1 ** k.item()

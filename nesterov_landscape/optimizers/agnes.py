@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..constraints import constrained, non_negative, positive, unit_interval
-from . import register, zeros_like_state
+from . import register, with_weight_decay, zeros_like_state
 
 _POSITIVE_OR_NULL = "null or a finite number > 0"
 
@@ -58,8 +58,7 @@ def agnes_parameters(L: float, mu: float, sigma: float) -> tuple[float, float, f
 
 def step(hp: AGNES, params, grad, state):
     (v,) = state
-    if hp.weight_decay:
-        grad = grad + hp.weight_decay * params
+    grad = with_weight_decay(hp.weight_decay, params, grad)
     v = hp.momentum * (v - grad)
     return params - hp.correction * grad + hp.lr * v, (v,)
 
