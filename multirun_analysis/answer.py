@@ -4,10 +4,16 @@ Nesterov reach the loss range, where do phi'' > 0 and mu > 0 fail, and what chan
 import pandas as pd
 
 from .shares import OUTCOMES, numeric, outcome_counts, share_table
+
+LOSS_OUTCOMES = {"loss_le_1e-9", "loss_in_published"}
 from .tables import format_value
 
 PRECISION = "trainer.precision"
 LISTED_GROUPS = 5  # name the groups when this few are all-or-nothing, else count them
+
+
+def reached(runs: pd.DataFrame) -> pd.Series:
+    return (runs["status"] == "completed") & (numeric(runs, "final_loss") <= 1e-9)
 
 
 def percent(share: float) -> str:
@@ -39,6 +45,11 @@ def outcome_line(runs: pd.DataFrame, shares: pd.DataFrame, keys: list[str], outc
             f"no seed in {len(nowhere)}{group_names(nowhere, keys)}"
         )
     text += "."
+    if outcome.name not in LOSS_OUTCOMES:
+        # Far from a minimizer mu(t) ~ -2 phi(0) / t^2 is negative whatever the landscape: the runs at
+        # a minimizer answer "near the minimizer".
+        near = outcome_counts(runs[reached(runs)], outcome)
+        text += f" Among the runs reaching 1e-9: {near[f'{outcome.name}_k']}/{near[f'{outcome.name}_n']}."
     for key in keys:
         marginal = share_table(runs, [key])
         parts = [
@@ -53,13 +64,15 @@ def outcome_line(runs: pd.DataFrame, shares: pd.DataFrame, keys: list[str], outc
 def precision_pairs(runs: pd.DataFrame, pair_keys: list[str]) -> pd.DataFrame:
     """Runs that differ only in the training precision, one row per pair with both reaching 1e-9:
     phi''(0), phi'' > 0 and mu > 0 in float32 and in float64."""
-    reached = runs[(runs["status"] == "completed") & (numeric(runs, "final_loss") <= 1e-9)]
+    at_minimum = runs[reached(runs)]
     identity = pd.Series(
-        ["|".join(map(str, row)) for row in reached[pair_keys].itertuples(index=False)], index=reached.index, dtype=object
+        ["|".join(map(str, row)) for row in at_minimum[pair_keys].itertuples(index=False)],
+        index=at_minimum.index,
+        dtype=object,
     )
     columns = ["phi_dd_at_0", "phi_dd_min_0p1", "mu_min_0p1"]
     sides = [
-        pd.DataFrame({c: numeric(reached, c) for c in columns}).assign(identity=identity)[reached[PRECISION] == p]
+        pd.DataFrame({c: numeric(at_minimum, c) for c in columns}).assign(identity=identity)[at_minimum[PRECISION] == p]
         for p in ("float32", "float64")
     ]
     return sides[0].merge(sides[1], on="identity", suffixes=("_32", "_64")).dropna()
@@ -78,8 +91,8 @@ def precision_line(runs: pd.DataFrame, keys: list[str], pair_keys: list[str]) ->
         f"{o.label} in " + " vs ".join(percent(per_precision.at[v, o.name]) for v in values) + " of runs"
         for o in OUTCOMES
     )
-    reached = runs[(runs["status"] == "completed") & (numeric(runs, "final_loss") <= 1e-9)]
-    medians = [numeric(reached[reached[PRECISION] == v], "phi_dd_at_0").median() for v in values]
+    at_minimum = runs[reached(runs)]
+    medians = [numeric(at_minimum[at_minimum[PRECISION] == v], "phi_dd_at_0").median() for v in values]
     text += ". Median phi''(0) of the runs reaching 1e-9: " + " vs ".join(format_value(m) for m in medians) + "."
     if {"float32", "float64"} <= set(values):
         pairs = precision_pairs(runs, pair_keys)

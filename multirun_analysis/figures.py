@@ -1,5 +1,6 @@
 """Seaborn figures of a sweep, each saved as PNG and PDF."""
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +19,7 @@ from .tables import sort_by_keys  # noqa: E402
 
 MAX_PANELS = 12
 COLUMNS = 4
+TITLE_WIDTH = 50  # characters per line of a panel title: four swept keys would overlap the next panel
 # mu's panels are scaled to |t| >= MU_VIEW_T. Closer to 0, mu(t) ~ phi'' - 2 (phi(0) - inf phi) / t^2:
 # for a run whose loss phi(0) is far from inf phi (= 0 by default) that spike says only "not at a
 # minimizer" and would squash every other curve to a flat line.
@@ -118,7 +120,7 @@ def landscape_panels(sweep: Sweep, runs: pd.DataFrame, keys: list[str]) -> plt.F
             ax.set_xlabel("t (step along the unit gradient)")
         top.set_ylabel(r"curvature $\varphi''(t)$ (central differences)")
         bottom.set_ylabel(r"strong aiming $\mu(t) = 2\,(t\varphi'(t) - \varphi(t) + \inf\varphi)\,/\,t^2$")
-        top.set_title(f"{group} ({len(ids)} seeds)", fontsize="small")
+        top.set_title(textwrap.fill(f"{group} ({len(ids)} seeds)", TITLE_WIDTH), fontsize="small")
         if len(ids) <= 10:
             top.legend(
                 handles=[Line2D([], [], color=c, label=f"seed {seed_of.get(r, '?')}") for c, r in zip(colors, ids)],

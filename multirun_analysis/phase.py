@@ -24,7 +24,8 @@ def choose_phase_axes(keys: list[str], requested: list[str] | None = None) -> li
 
 
 def label_of(row: pd.Series, keys: list[str]) -> str:
-    return ", ".join(f"{k}={row[k]}" for k in keys) or "all runs"
+    """A row of panels: one line per other key, so that the label fits beside a short heatmap."""
+    return "\n".join(f"{k}={row[k]}" for k in keys) or "all runs"
 
 
 def ordered_values(shares: pd.DataFrame, key: str) -> list[str]:

@@ -213,6 +213,7 @@ def test_report_opens_with_the_answer(study):
     assert "- **final loss <= 1e-9**: 8 of 16 runs (50%, 95% CI 28% to 72%)" in answer
     assert "By model.width: 8: 0/8, 16: 8/8." in answer
     assert "- **phi'' > 0 on |t| <= 0.1**: 8 of 16 runs" in answer and "By model.depth: 2: 8/8, 4: 0/8." in answer
+    assert "By model.depth: 2: 8/8, 4: 0/8." in answer and "Among the runs reaching 1e-9: 4/8." in answer
     assert "every seed in 8 of 8 groups" in answer  # mu > 0 everywhere
     assert "Median phi''(0) of the runs reaching 1e-9: 10 vs 0.001." in answer
     assert "In the 4 pairs of runs that differ only in precision and both reach 1e-9, |phi''(0)| in float32 is 1e+04 times" in answer
