@@ -23,7 +23,8 @@ def percent(share: float) -> str:
 def group_names(shares: pd.DataFrame, keys: list[str]) -> str:
     if shares.empty or len(shares) > LISTED_GROUPS:
         return ""
-    return " (" + "; ".join(", ".join(f"{k}={format_value(row[k])}" for k in keys) for _, row in shares.iterrows()) + ")"
+    names = [", ".join(f"{k}={format_value(row[k])}" for k in keys) for _, row in shares.iterrows()]
+    return " (" + "; ".join(names) + ")"
 
 
 def outcome_line(runs: pd.DataFrame, shares: pd.DataFrame, keys: list[str], outcome) -> str:

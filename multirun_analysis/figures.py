@@ -25,8 +25,8 @@ TITLE_WIDTH = 50  # characters per line of a panel title: four swept keys would 
 # minimizer" and would squash every other curve to a flat line.
 MU_VIEW_T = 0.1
 MU_CAPTION = (
-    f"mu axis fitted to |t| >= {MU_VIEW_T}; in the shaded |t| < {MU_VIEW_T}, mu(t) ~ phi'' - 2 (phi(0) - inf phi) / t^2 "
-    "leaves the panel for runs not at a minimizer"
+    f"mu axis fitted to |t| >= {MU_VIEW_T}; in the shaded |t| < {MU_VIEW_T}, "
+    "mu(t) ~ phi'' - 2 (phi(0) - inf phi) / t^2 leaves the panel for runs not at a minimizer"
 )
 
 
