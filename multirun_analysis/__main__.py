@@ -1,4 +1,5 @@
-"""python -m multirun_analysis [SWEEP ...] [--by KEYS] [--out DIR] | --wandb ENTITY/PROJECT --group NAME"""
+"""python -m multirun_analysis [SWEEP ...] [--by KEYS] [--out DIR] [--phase-axes K1,K2] [--wandb-mode MODE]
+| --wandb ENTITY/PROJECT --group NAME"""
 
 import argparse
 import sys
@@ -9,8 +10,19 @@ from .load import load_sweeps
 from .report import latest_sweep, write_report
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """A bad argument is one line naming it and its allowed values, without the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n")
+
+
+def comma_list(text: str) -> list[str]:
+    return [k for k in text.split(",") if k]
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="python -m multirun_analysis",
         description="Aggregate harness sweeps into summary tables, figures and report.md.",
     )
@@ -22,8 +34,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--by",
-        type=lambda s: [k for k in s.split(",") if k],
+        type=comma_list,
         help="comma-separated config keys to group by (default: every varying key but the seed)",
+    )
+    parser.add_argument(
+        "--phase-axes",
+        type=comma_list,
+        metavar="ROW_KEY,COLUMN_KEY",
+        help="the two grouping keys of the phase diagram's heatmaps (default: model.depth,model.width "
+        "when both vary, else the first two grouping keys)",
+    )
+    parser.add_argument(
+        "--wandb-mode",
+        choices=["offline", "online", "disabled"],
+        default="offline",
+        help="log the tables and figures to one W&B run of job_type analysis in the sweep's group: "
+        "offline (default; files in OUT/wandb, `wandb sync` uploads them), online, or disabled",
     )
     parser.add_argument("--out", type=Path, help="output folder (default: <first sweep>/analysis)")
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read online runs from W&B instead of folders")
@@ -55,13 +81,20 @@ def main(argv: list[str] | None = None) -> int:
             out = args.out or sweep_dirs[0] / "analysis"
         if sweep.runs.empty:
             raise FileNotFoundError(f"no runs found in {', '.join(sources)}")
-        summary_md = write_report(sweep, out, by=args.by, sources=sources)
+        analysis = write_report(
+            sweep, out, by=args.by, sources=sources, phase_axes=args.phase_axes, wandb_mode=args.wandb_mode
+        )
     except (FileNotFoundError, ValueError, ConnectionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(summary_md)
+    print(analysis.summary_md)
+    print(analysis.shares_md)
+    print(analysis.answer_md)
     for problem in sweep.problems:
         print(f"warning: {problem}", file=sys.stderr)
+    if analysis.wandb_run:
+        run = analysis.wandb_run
+        print(f"W&B: analysis run {run.id} ({run.mode}, group {run.group}) in {run.dir}")
     print(f"{len(sweep.runs)} runs analysed in {time.perf_counter() - start:.1f} s; report: {out / 'report.md'}")
     return 0
 

@@ -1,5 +1,6 @@
 """Seaborn figures of a sweep, each saved as PNG and PDF."""
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -13,15 +14,31 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .load import Sweep  # noqa: E402
+from .phase import phase_diagram  # noqa: E402
+from .tables import sort_by_keys  # noqa: E402
 
 MAX_PANELS = 12
 COLUMNS = 4
+TITLE_WIDTH = 50  # characters per line of a panel title: four swept keys would overlap the next panel
+# mu's panels are scaled to |t| >= MU_VIEW_T. Closer to 0, mu(t) ~ phi'' - 2 (phi(0) - inf phi) / t^2:
+# for a run whose loss phi(0) is far from inf phi (= 0 by default) that spike says only "not at a
+# minimizer" and would squash every other curve to a flat line.
+MU_VIEW_T = 0.1
+MU_CAPTION = (
+    f"mu axis fitted to |t| >= {MU_VIEW_T}; in the shaded |t| < {MU_VIEW_T}, "
+    "mu(t) ~ phi'' - 2 (phi(0) - inf phi) / t^2 leaves the panel for runs not at a minimizer"
+)
 
 
 def group_labels(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
     if not keys:
         return pd.Series("all runs", index=runs.index)
     return runs[keys].map(str).apply(lambda row: ", ".join(f"{k}={v}" for k, v in row.items()), axis=1)
+
+
+def ordered_groups(runs: pd.DataFrame, keys: list[str]) -> list[str]:
+    """The group labels in numeric order of their key values (depth 5 before 10)."""
+    return list(dict.fromkeys(group_labels(sort_by_keys(runs, keys), keys)))
 
 
 def save(fig: plt.Figure, out: Path, name: str) -> list[str]:
@@ -31,18 +48,21 @@ def save(fig: plt.Figure, out: Path, name: str) -> list[str]:
     return [f"{name}.png", f"{name}.pdf"]
 
 
-def loss_curves(sweep: Sweep, runs: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
+def loss_curves(sweep: Sweep, runs: pd.DataFrame, keys: list[str]) -> plt.Figure | None:
     """Training loss against epoch: median over seeds, band from min to max, one color per group."""
     labels = group_labels(runs, keys)
     frames = [sweep.histories[r].assign(group=labels[i]) for i, r in runs["run_id"].items() if r in sweep.histories]
     if not frames:
-        return []
+        return None
     history = pd.concat(frames, ignore_index=True)
     history["loss"] = history["loss"].where(np.isfinite(history["loss"]))
     stats = history.groupby(["group", "epoch"])["loss"].agg(["median", "min", "max"]).reset_index()
+    curves = dict(tuple(stats.groupby("group", sort=False)))
+    groups = [g for g in ordered_groups(runs, keys) if g in curves]
     fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
-    palette = sns.color_palette(n_colors=stats["group"].nunique())
-    for color, (group, curve) in zip(palette, stats.groupby("group", sort=False)):
+    palette = sns.color_palette(n_colors=len(groups))
+    for color, group in zip(palette, groups):
+        curve = curves[group]
         ax.fill_between(curve["epoch"], curve["min"], curve["max"], color=color, alpha=0.2, linewidth=0)
         ax.plot(curve["epoch"], curve["median"], color=color, label=group)
     ax.set_yscale("log")
@@ -50,17 +70,31 @@ def loss_curves(sweep: Sweep, runs: pd.DataFrame, keys: list[str], out: Path) ->
     ax.set_ylabel("training loss (median over seeds, band: min to max)")
     ax.set_title("Training loss")
     ax.legend(fontsize="small", loc="upper right")
-    return save(fig, out, "loss_curves")
+    return fig
 
 
-def landscape_panels(sweep: Sweep, runs: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
+def fit_mu_axis(ax: plt.Axes, segments: list[np.ndarray]) -> None:
+    """Scale a mu panel to |t| >= MU_VIEW_T (zero always in view: the sign is the question) and
+    shade the region left out."""
+    points = np.concatenate(segments)
+    shown = points[(np.abs(points[:, 0]) >= MU_VIEW_T) & np.isfinite(points[:, 1]), 1]
+    if len(shown):
+        low, high = min(shown.min(), 0.0), max(shown.max(), 0.0)
+        pad = 0.05 * (high - low) or 1.0
+        ax.set_ylim(low - pad, high + pad)
+    ax.axvspan(-MU_VIEW_T, MU_VIEW_T, color="grey", alpha=0.15, linewidth=0)
+
+
+def landscape_panels(sweep: Sweep, runs: pd.DataFrame, keys: list[str]) -> plt.Figure | None:
     """Figure 3 of Gupta & Wojtowytsch: phi''(t) and mu(t) along the gradient line, one line per
     seed, a pair of panels per group (at most MAX_PANELS groups, COLUMNS pairs a row)."""
+    runs = sort_by_keys(runs, [*keys, "seed"] if "seed" in runs else keys)  # seeds in order within a panel
     labels = group_labels(runs, keys)
     members = {g: [r for r in runs["run_id"][labels == g] if r in sweep.landscapes] for g in dict.fromkeys(labels)}
-    groups = [g for g, ids in members.items() if ids][:MAX_PANELS]
+    probed = [g for g, ids in members.items() if ids]
+    groups = probed[:MAX_PANELS]
     if not groups:
-        return []
+        return None
     columns = min(COLUMNS, len(groups))
     block_rows = -(-len(groups) // columns)
     fig, axes = plt.subplots(
@@ -80,11 +114,13 @@ def landscape_panels(sweep: Sweep, runs: pd.DataFrame, keys: list[str], out: Pat
             segments = [sweep.landscapes[r][["t", column]].to_numpy() for r in ids]
             ax.add_collection(LineCollection(segments, colors=colors, linewidths=1))
             ax.autoscale()
+            if column == "mu":
+                fit_mu_axis(ax, segments)
             ax.axhline(0, color="black", linewidth=0.6)
             ax.set_xlabel("t (step along the unit gradient)")
         top.set_ylabel(r"curvature $\varphi''(t)$ (central differences)")
         bottom.set_ylabel(r"strong aiming $\mu(t) = 2\,(t\varphi'(t) - \varphi(t) + \inf\varphi)\,/\,t^2$")
-        top.set_title(f"{group} ({len(ids)} seeds)", fontsize="small")
+        top.set_title(textwrap.fill(f"{group} ({len(ids)} seeds)", TITLE_WIDTH), fontsize="small")
         if len(ids) <= 10:
             top.legend(
                 handles=[Line2D([], [], color=c, label=f"seed {seed_of.get(r, '?')}") for c, r in zip(colors, ids)],
@@ -93,24 +129,35 @@ def landscape_panels(sweep: Sweep, runs: pd.DataFrame, keys: list[str], out: Pat
     for i in range(len(groups), block_rows * columns):
         axes[2 * (i // columns), i % columns].set_visible(False)
         axes[2 * (i // columns) + 1, i % columns].set_visible(False)
-    fig.suptitle(r"Loss along the gradient at the trained weights: $\varphi(t) = L(w + t\,\nabla L/|\nabla L|)$")
-    return save(fig, out, "landscape")
+    shown = "" if len(groups) == len(probed) else f" (the first {len(groups)} of {len(probed)} groups)"
+    fig.suptitle(
+        r"Loss along the gradient at the trained weights: $\varphi(t) = L(w + t\,\nabla L/|\nabla L|)$"
+        + f"{shown}\n{MU_CAPTION}"
+    )
+    return fig
 
 
-def final_loss_vs_key(runs: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
+def loss_axis(keys: list[str]) -> str:
+    """The x axis of final_loss_vs_key: the momentum when it is swept, else the first key."""
+    return "optimizer.momentum" if "optimizer.momentum" in keys else keys[0]
+
+
+def final_loss_vs_key(runs: pd.DataFrame, keys: list[str]) -> plt.Figure | None:
     """Final loss against the first swept key, one line per value of the others (median, min-max bars)."""
     finished = runs[(runs["status"] == "completed") & np.isfinite(runs.get("final_loss", np.nan))]
     if not keys or finished.empty:
-        return []
-    x = "optimizer.momentum" if "optimizer.momentum" in keys else keys[0]
+        return None
+    x = loss_axis(keys)
     hue_keys = [k for k in keys if k != x]
     data = finished.assign(series=group_labels(finished, hue_keys) if hue_keys else "all runs")
     fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
     sns.pointplot(
         data=data,
         x=x,
+        order=list(dict.fromkeys(sort_by_keys(finished, [x])[x])),
         y="final_loss",
         hue="series",
+        hue_order=ordered_groups(finished, hue_keys) if hue_keys else None,
         estimator=np.median,
         errorbar=("pi", 100),
         dodge=0.2 if hue_keys else False,
@@ -124,14 +171,14 @@ def final_loss_vs_key(runs: pd.DataFrame, keys: list[str], out: Path) -> list[st
         ax.legend(title=", ".join(hue_keys), fontsize="small")
     else:
         ax.get_legend() and ax.get_legend().remove()
-    return save(fig, out, "final_loss_vs_" + x.replace(".", "_"))
+    return fig
 
 
-def heatmap(runs: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
+def heatmap(runs: pd.DataFrame, keys: list[str]) -> plt.Figure | None:
     """Median log10 final loss over two swept keys."""
     finished = runs[(runs["status"] == "completed") & (runs.get("final_loss", np.nan) > 0)]
     if len(keys) != 2 or finished.empty:
-        return []
+        return None
     table = finished.assign(log10_loss=np.log10(finished["final_loss"])).pivot_table(
         index=keys[0], columns=keys[1], values="log10_loss", aggfunc="median"
     )
@@ -145,15 +192,23 @@ def heatmap(runs: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
         cbar_kws={"label": "log10 final loss (median over seeds)"},
     )
     ax.set_title("Final training loss")
-    return save(fig, out, f"heatmap_{keys[0]}_{keys[1]}".replace(".", "_"))
+    return fig
 
 
-def make_figures(sweep: Sweep, keys: list[str], out: Path) -> list[str]:
+def make_figures(
+    sweep: Sweep, keys: list[str], out: Path, shares: pd.DataFrame | None = None, phase_axes: list[str] | None = None
+) -> list[str]:
+    """Every figure as PNG and PDF under `out`; returns the file names. The phase diagram needs the
+    share table (shares.share_table) and two swept keys."""
     sns.set_theme(style="whitegrid", context="paper")
     runs = sweep.runs[~sweep.runs["duplicate"]]
-    return [
-        *loss_curves(sweep, runs, keys, out),
-        *landscape_panels(sweep, runs, keys, out),
-        *final_loss_vs_key(runs, keys, out),
-        *heatmap(runs, keys, out),
-    ]
+    named = {
+        "loss_curves": loss_curves(sweep, runs, keys),
+        "landscape": landscape_panels(sweep, runs, keys),
+        "phase_diagram": phase_diagram(shares, keys, phase_axes) if shares is not None else None,
+    }
+    if keys:
+        named["final_loss_vs_" + loss_axis(keys).replace(".", "_")] = final_loss_vs_key(runs, keys)
+    if len(keys) == 2:
+        named[f"heatmap_{keys[0]}_{keys[1]}".replace(".", "_")] = heatmap(runs, keys)
+    return [name for stem, fig in named.items() if fig is not None for name in save(fig, out, stem)]

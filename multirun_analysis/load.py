@@ -91,6 +91,8 @@ def read_job(job_dir: Path) -> tuple[dict[str, Any], list[str], pd.DataFrame | N
     else:
         row["status"] = summary["status"] if summary["status"] in STATUSES else "failed"
         row["error"] = summary.get("error")
+        # the job's W&B group: the analysis run joins it (multirun_analysis.wandb_log)
+        row["wandb_group"] = (summary.get("wandb") or {}).get("group")
         for key, value in summary.items():
             if key not in NOT_METRICS and (value is None or isinstance(value, (int, float, str))):
                 row[key] = math.nan if value is None else value
@@ -105,10 +107,13 @@ def _load_yaml(path: Path) -> Any:
 
 def unstarted_jobs(sweep_dir: Path, job_dirs: list[Path], problems: list[str]) -> list[list[str]]:
     """The override lists of the jobs that the sweep's multirun.yaml asks for but that have no folder
-    yet (a sweep still running, or killed)."""
+    yet (a sweep still running, or killed). As Hydra's BasicSweeper does: the config's
+    hydra.sweeper.params (a preset's axes) first, the command line's overrides replacing them by key."""
     try:
-        task = _load_yaml(sweep_dir / "multirun.yaml")["hydra"]["overrides"]["task"]
-        expected = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(task), None)[0]
+        hydra_config = _load_yaml(sweep_dir / "multirun.yaml")["hydra"]
+        params = (hydra_config.get("sweeper") or {}).get("params") or {}
+        arguments = [f"{key}={value}" for key, value in params.items()] + hydra_config["overrides"]["task"]
+        expected = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(arguments), None)[0]
     except FileNotFoundError:
         return []
     except Exception as error:  # a truncated file or a sweep syntax only another sweeper knows

@@ -1,37 +1,112 @@
-"""Write every table, figure and report.md of an analysis into one folder."""
+"""Write every table, figure and report.md of an analysis into one folder, and optionally log them
+to one W&B run in the sweep's group."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from .figures import make_figures
+from .answer import PRECISION, answer_markdown
+from .figures import MU_CAPTION, make_figures
 from .load import Sweep
-from .tables import add_derived_columns, group_keys, metric_medians, summarize, to_latex, to_markdown, varying_keys
+from .phase import choose_phase_axes
+from .shares import share_table, shares_markdown
+from .tables import (
+    add_derived_columns,
+    group_keys,
+    identity_keys,
+    metric_medians,
+    summarize,
+    to_latex,
+    to_markdown,
+    varying_keys,
+)
+from .wandb_log import AnalysisRun, log_analysis
+
+# Figure captions in report.md, by file name prefix; the landscape's is the mu-axis rule.
+CAPTIONS = {
+    "phase_diagram": "One column per outcome, one row per combination of the other swept keys; each cell is one "
+    "group's share of seeds (successes/trials written in it, blank: no run counts).",
+    "landscape": MU_CAPTION + ".",
+}
 
 
-def write_report(sweep: Sweep, out: Path, by: list[str] | None = None, sources: list[str] | None = None) -> str:
-    """Tables, figures and report.md under `out`; returns the summary as Markdown for the terminal."""
+@dataclass
+class Analysis:
+    summary_md: str  # for the terminal
+    shares_md: str
+    answer_md: str
+    wandb_run: AnalysisRun | None
+
+
+def check_phase_axes(phase_axes: list[str] | None, keys: list[str]) -> None:
+    if phase_axes is None:
+        return
+    if len(phase_axes) != 2 or len(set(phase_axes)) != 2 or not set(phase_axes) <= set(keys):
+        raise ValueError(
+            f"--phase-axes {','.join(phase_axes)}: give two different grouping keys; "
+            f"grouping keys: {', '.join(keys) or 'none'}"
+        )
+
+
+def write_report(
+    sweep: Sweep,
+    out: Path,
+    by: list[str] | None = None,
+    sources: list[str] | None = None,
+    phase_axes: list[str] | None = None,
+    wandb_mode: str = "disabled",
+) -> Analysis:
+    """Tables, figures and report.md under `out`; with wandb_mode offline or online, also one W&B
+    run of job_type analysis in the jobs' group holding them."""
     out.mkdir(parents=True, exist_ok=True)
     add_derived_columns(sweep)
     keys = group_keys(sweep, by)
+    check_phase_axes(phase_axes, keys)
     summary = summarize(sweep, keys)
     medians = metric_medians(sweep, keys)
+    runs = sweep.runs[~sweep.runs["duplicate"]]
+    shares = share_table(runs, keys)
     sweep.runs.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     medians.to_csv(out / "metrics.csv", index=False)
-    summary_md = to_markdown(summary)
+    shares.to_csv(out / "shares.csv", index=False)
+    summary_md, shares_md = to_markdown(summary), shares_markdown(shares, keys)
     (out / "summary.md").write_text(summary_md)
     (out / "summary.tex").write_text(to_latex(summary))
-    figures = make_figures(sweep, keys, out)
+    (out / "shares.md").write_text(shares_md)
+    figures = make_figures(sweep, keys, out, shares, phase_axes)
+    pair_keys = [k for k in identity_keys(sweep) if k != PRECISION]
+    answer_md = answer_markdown(runs, keys, shares, pair_keys)
     (out / "problems.txt").write_text("".join(f"{p}\n" for p in sweep.problems))
-    (out / "report.md").write_text(report_markdown(sweep, keys, summary_md, figures, sources or []))
-    return summary_md
+    (out / "report.md").write_text(
+        report_markdown(sweep, keys, answer_md, shares_md, summary_md, figures, sources or [], phase_axes)
+    )
+    wandb_run = None
+    if wandb_mode != "disabled":
+        tables = {"shares": shares, "summary": summary, "metrics": medians, "runs": sweep.runs}
+        try:
+            wandb_run = log_analysis(runs, out, tables, figures, answer_md, wandb_mode, sweep.problems)
+        except Exception as error:  # the files are written: a W&B failure must not lose them
+            sweep.problems.append(f"logging the analysis to W&B failed: {type(error).__name__}: {error}")
+    return Analysis(summary_md, shares_md, answer_md, wandb_run)
 
 
-def report_markdown(sweep: Sweep, keys: list[str], summary_md: str, figures: list[str], sources: list[str]) -> str:
+def report_markdown(
+    sweep: Sweep,
+    keys: list[str],
+    answer_md: str,
+    shares_md: str,
+    summary_md: str,
+    figures: list[str],
+    sources: list[str],
+    phase_axes: list[str] | None,
+) -> str:
     runs = sweep.runs
     counts = runs["status"].value_counts()
+    axes = choose_phase_axes(keys, phase_axes)
     lines = [
         "# Sweep report",
         "",
+        answer_md,
         f"Sources: {', '.join(f'`{s}`' for s in sources) or '-'}",
         "",
         f"{len(runs)} runs: "
@@ -40,6 +115,15 @@ def report_markdown(sweep: Sweep, keys: list[str], summary_md: str, figures: lis
         "",
         f"Varying config keys: {', '.join(f'`{k}`' for k in varying_keys(sweep)) or 'none'}. "
         f"Grouped by: {', '.join(f'`{k}`' for k in keys) or 'nothing (one group)'}.",
+        "",
+        "## Shares of seeds",
+        "",
+        "Per group: successes/trials = share [95% Wilson interval]. Loss shares over runs with a result; "
+        "landscape shares over completed, probed runs (mu only where |t| >= mu_cutoff)."
+        + (f" Phase diagram: `{axes[0]}` by `{axes[1]}`." if axes else ""),
+        "",
+        shares_md,
+        "Table: [shares.csv](shares.csv) (`<outcome>_k`, `_n`, the share, `_lo`, `_hi`).",
         "",
         "## Summary",
         "",
@@ -54,7 +138,10 @@ def report_markdown(sweep: Sweep, keys: list[str], summary_md: str, figures: lis
         "## Figures",
         "",
     ]
-    lines += [f"![{name}]({name})\n" for name in figures if name.endswith(".png")]
+    for name in figures:
+        if name.endswith(".png"):
+            caption = next((c for prefix, c in CAPTIONS.items() if name.startswith(prefix)), "")
+            lines += [f"![{name}]({name})", "", *([caption, ""] if caption else [])]
     lines += ["## Problems", ""]
     lines += [f"- {p}" for p in sweep.problems] or ["none"]
     unfinished = runs[runs["status"].isin(["failed", "missing"])]

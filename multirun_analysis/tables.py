@@ -43,6 +43,25 @@ def group_keys(sweep: Sweep, by: list[str] | None = None) -> list[str]:
     return kept
 
 
+def natural_key(value) -> tuple:
+    """Sort key for a config value: numbers by value (depth 5 before 10, also when W&B or a label
+    gives them as text), then text, then missing values."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return (2, 0.0, "")
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+
+
+def sort_by_keys(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Rows ordered by `keys` with natural_key: the order of every table, legend and panel."""
+    if not keys or frame.empty:
+        return frame
+    order = sorted(frame.index, key=lambda i: tuple(natural_key(frame.at[i, k]) for k in keys))
+    return frame.loc[order]
+
+
 def threshold_label(threshold: float) -> str:
     return f"epochs_to_{threshold:.0e}".replace("e-0", "e-")
 
@@ -80,7 +99,7 @@ def _geomean(values: pd.Series) -> float:
 def summarize(sweep: Sweep, keys: list[str]) -> pd.DataFrame:
     """One row per group (every combination of `keys`); duplicates left out."""
     runs = sweep.runs[~sweep.runs["duplicate"]]
-    grouped = runs.groupby(keys, dropna=False, sort=True) if keys else [((), runs)]
+    grouped = runs.groupby(keys, dropna=False, sort=False) if keys else [((), runs)]
     rows = []
     for values, group in grouped:
         values = values if isinstance(values, tuple) else (values,)
@@ -103,7 +122,7 @@ def summarize(sweep: Sweep, keys: list[str]) -> pd.DataFrame:
         for column in ("phi_dd_at_0", "mu_min_0p1", "mu_min_1"):
             row[f"{column}_median"] = finished[column].median() if column in finished else math.nan
         rows.append(row)
-    return pd.DataFrame(rows)
+    return sort_by_keys(pd.DataFrame(rows), keys).reset_index(drop=True)
 
 
 def metric_medians(sweep: Sweep, keys: list[str]) -> pd.DataFrame:
@@ -116,7 +135,8 @@ def metric_medians(sweep: Sweep, keys: list[str]) -> pd.DataFrame:
         return pd.DataFrame(columns=[*keys, *metrics])
     if not keys:
         return runs[metrics].median().to_frame().T
-    return runs.groupby(keys, dropna=False)[metrics].median().reset_index()
+    medians = runs.groupby(keys, dropna=False)[metrics].median().reset_index()
+    return sort_by_keys(medians, keys).reset_index(drop=True)
 
 
 def format_value(value) -> str:

@@ -31,7 +31,13 @@ def load_wandb_group(path: str, group: str, timeout: float = 20) -> Sweep:
         config_keys.update(dict.fromkeys(config))
         summary = dict(run.summary)
         status = summary.get("status", "missing" if run.state == "running" else "failed")
-        row = {"run_id": run_id, "job_dir": run.url, **config, "status": status if status in STATUSES else "failed"}
+        row = {
+            "run_id": run_id,
+            "job_dir": run.url,
+            **config,
+            "status": status if status in STATUSES else "failed",
+            "wandb_group": group,
+        }
         for key, value in summary.items():
             if key not in NOT_METRICS and not key.startswith("_") and isinstance(value, (int, float, str)):
                 row[key] = value

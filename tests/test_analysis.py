@@ -21,7 +21,7 @@ from .synthetic import completed_summary, decaying_history, job_config, write_jo
 
 # every table and figure of a sweep whose model.width varies
 OUTPUTS = [
-    *("runs.csv", "summary.csv", "summary.md", "summary.tex", "metrics.csv", "report.md"),
+    *("runs.csv", "summary.csv", "summary.md", "summary.tex", "metrics.csv", "shares.csv", "shares.md", "report.md"),
     *(
         f"{figure}.{ext}"
         for figure in ("loss_curves", "landscape", "final_loss_vs_model_width")
@@ -115,7 +115,7 @@ def test_new_metrics_and_keys_need_no_code(tmp_path):
 
 def test_by_option_and_bad_input(synthetic, capsys):
     tmp_path, sweeps, _ = synthetic
-    assert main([str(sweeps[0]), "--by", "seed", "--out", str(tmp_path / "by_seed")]) == 0
+    assert main([str(sweeps[0]), "--by", "seed", "--out", str(tmp_path / "by_seed"), "--wandb-mode", "disabled"]) == 0
     assert list(pd.read_csv(tmp_path / "by_seed" / "summary.csv")["seed"]) == [0, 1, 2, 3]
     assert main([str(sweeps[0]), "--by", "model.widht", "--out", str(tmp_path / "x")]) == 2
     assert "model.widht" in capsys.readouterr().err

@@ -1,0 +1,107 @@
+"""The study's question, per group: the share of seeds that reach the loss range, and the share whose
+landscape at the trained weights is convex along the gradient and strongly aiming, each with its 95%
+Wilson interval."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .stats import wilson_interval
+from .tables import format_value, sort_by_keys
+
+PUBLISHED_RANGE = (1e-12, 1e-9)  # Figure 3's final training losses
+
+
+def numeric(runs: pd.DataFrame, column: str) -> pd.Series:
+    """A metric as floats; all NaN when no run has it (e.g. a sweep without the probe)."""
+    if column not in runs:
+        return pd.Series(float("nan"), index=runs.index)
+    return pd.to_numeric(runs[column], errors="coerce")
+
+
+def finished(runs: pd.DataFrame) -> pd.Series:
+    """Runs with a result: a diverged run counts as not reaching any loss; failed and missing runs
+    have no result and are left out of the denominator."""
+    return runs["status"].isin(["completed", "diverged"])
+
+
+def probed(column: str) -> Callable[[pd.DataFrame], pd.Series]:
+    return lambda runs: (runs["status"] == "completed") & numeric(runs, column).notna()
+
+
+def final_loss_within(low: float, high: float) -> Callable[[pd.DataFrame], pd.Series]:
+    return lambda runs: (runs["status"] == "completed") & numeric(runs, "final_loss").between(low, high)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str  # column prefix in shares.csv
+    label: str  # for tables, figures and the report
+    counted: Callable[[pd.DataFrame], pd.Series]  # the runs that count (the denominator)
+    success: Callable[[pd.DataFrame], pd.Series]  # which of them succeed
+
+
+OUTCOMES = (
+    Outcome("loss_le_1e-9", "final loss <= 1e-9", finished, final_loss_within(0.0, 1e-9)),
+    Outcome("loss_in_published", "final loss in [1e-12, 1e-9]", finished, final_loss_within(*PUBLISHED_RANGE)),
+    Outcome(
+        "phi_dd_pos_0p1",
+        "phi'' > 0 on |t| <= 0.1",
+        probed("phi_dd_min_0p1"),
+        lambda runs: numeric(runs, "phi_dd_min_0p1") > 0,
+    ),
+    Outcome(
+        "mu_pos_0p1",
+        "mu > 0 on mu_cutoff <= |t| <= 0.1",
+        probed("mu_min_0p1"),
+        lambda runs: numeric(runs, "mu_min_0p1") > 0,
+    ),
+)
+
+
+def outcome_counts(runs: pd.DataFrame, outcome: Outcome) -> dict[str, float]:
+    """successes k, trials n, the share k/n and its 95% Wilson interval, as the columns of shares.csv."""
+    counted = outcome.counted(runs)
+    k, n = int((counted & outcome.success(runs)).sum()), int(counted.sum())
+    low, high = wilson_interval(k, n)
+    return {
+        f"{outcome.name}_k": k,
+        f"{outcome.name}_n": n,
+        outcome.name: k / n if n else float("nan"),
+        f"{outcome.name}_lo": low,
+        f"{outcome.name}_hi": high,
+    }
+
+
+def share_table(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per group (every combination of `keys`, ordered numerically), the seeds counted in
+    `runs`, then each outcome's k, n, share, lo, hi. Pass the runs without duplicates."""
+    grouped = runs.groupby(keys, dropna=False, sort=False) if keys else [((), runs)]
+    rows = []
+    for values, group in grouped:
+        values = values if isinstance(values, tuple) else (values,)
+        row = {**dict(zip(keys, values)), "runs": len(group)}
+        for outcome in OUTCOMES:
+            row |= outcome_counts(group, outcome)
+        rows.append(row)
+    return sort_by_keys(pd.DataFrame(rows), keys).reset_index(drop=True)
+
+
+def share_cell(row: pd.Series, name: str) -> str:
+    """'2/3 = 0.67 [0.21, 0.94]': successes of trials, the share and its 95% Wilson interval."""
+    n = int(row[f"{name}_n"])
+    if n == 0:
+        return "-"
+    return f"{int(row[f'{name}_k'])}/{n} = {row[name]:.2f} [{row[f'{name}_lo']:.2f}, {row[f'{name}_hi']:.2f}]"
+
+
+def shares_markdown(shares: pd.DataFrame, keys: list[str]) -> str:
+    """The share table for people: one column per outcome, each cell k/n = share [95% interval]."""
+    header = [*keys, "runs", *(o.label.replace("|", r"\|") for o in OUTCOMES)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for _, row in shares.iterrows():
+        cells = [format_value(row[k]) for k in keys] + [str(int(row["runs"]))]
+        cells += [share_cell(row, o.name) for o in OUTCOMES]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
