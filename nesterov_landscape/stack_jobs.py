@@ -118,3 +118,10 @@ def init_worker() -> None:
     """A worker process prints warnings only; each job's log goes to its own file."""
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr)
     os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def warm_up() -> None:
+    """Start W&B's service now, not at the first job (about 0.5 s)."""
+    import wandb
+
+    wandb.setup()

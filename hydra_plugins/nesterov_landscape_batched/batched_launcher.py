@@ -107,6 +107,8 @@ class BatchedLauncher(Launcher):
         self.n_jobs = n_jobs or len(os.sched_getaffinity(0))
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
+        self.pool: Optional[ProcessPoolExecutor] = None
+        self.job_configs: Optional[JobConfigs] = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config, self.hydra_context = config, hydra_context
@@ -114,15 +116,34 @@ class BatchedLauncher(Launcher):
     def check_batch(self, job_overrides: Sequence[Sequence[str]]) -> None:
         assert self.hydra_context is not None and self.config is not None
         setup_globals()
+        self._start_workers()  # they import torch and W&B while the jobs are checked and derived
         self.job_configs = JobConfigs(self.hydra_context, self.config)
-        self.job_configs.check(job_overrides)
+        try:
+            self.job_configs.check(job_overrides)
+        except BaseException:
+            self._stop_workers(cancel=True)
+            raise
+
+    def _start_workers(self) -> None:
+        from nesterov_landscape.stack_jobs import init_worker, warm_up
+
+        if self.n_jobs > 1 and self.pool is None:
+            context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch and threads
+            self.pool = ProcessPoolExecutor(self.n_jobs, mp_context=context, initializer=init_worker)
+            for _ in range(self.n_jobs):
+                self.pool.submit(warm_up)
+
+    def _stop_workers(self, cancel: bool = False) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=cancel)
+            self.pool = None
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        if getattr(self, "job_configs", None) is None:
+        if self.job_configs is None:
             self.check_batch(job_overrides)
         jobs = list(enumerate(job_overrides, start=initial_job_idx))
         log.info(f"Launching {len(jobs)} jobs, stacked, on {self._where()}")
@@ -180,29 +201,28 @@ class BatchedLauncher(Launcher):
         yield from filling.values()
 
     def _run(self, stacks: Iterator[list[Job]]) -> None:
-        from nesterov_landscape.stack_jobs import init_worker, run_stack
+        from nesterov_landscape.stack_jobs import run_stack
 
         if self.n_jobs == 1:
             for stack in stacks:
                 self._collect(stack, run_stack(stack))
             return
-        context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch and threads
-        pool = ProcessPoolExecutor(self.n_jobs, mp_context=context, initializer=init_worker)
+        self._start_workers()
         running: dict[Future, list[Job]] = {}
         try:
             for stack in stacks:
                 if len(running) >= 2 * self.n_jobs:  # bound what waits in memory
-                    pool = self._settle(pool, running)
-                running[pool.submit(run_stack, stack)] = stack
+                    self._settle(running)
+                running[self.pool.submit(run_stack, stack)] = stack
             while running:
-                pool = self._settle(pool, running)
+                self._settle(running)
         except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
+            self._stop_workers(cancel=True)
             raise
-        pool.shutdown()
+        self._stop_workers()
 
-    def _settle(self, pool: ProcessPoolExecutor, running: dict[Future, list[Job]]) -> ProcessPoolExecutor:
-        """Collect the stacks that finished; returns the pool to go on with (a new one if it broke)."""
+    def _settle(self, running: dict[Future, list[Job]]) -> None:
+        """Collect the stacks that finished; a new pool replaces one that broke."""
         done, _ = wait(running, return_when=FIRST_COMPLETED)
         broken = False
         for future in done:
@@ -222,13 +242,9 @@ class BatchedLauncher(Launcher):
                 for job in stack:
                     self._record(job.idx, job.overrides, "failed", "its worker pool broke")
             log.error("a worker process died; its jobs failed. Re-run the same command to finish them.")
-            pool.shutdown(wait=False)
-            from nesterov_landscape.stack_jobs import init_worker
-
-            pool = ProcessPoolExecutor(
-                self.n_jobs, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker
-            )
-        return pool
+            self.pool.shutdown(wait=False)
+            self.pool = None
+            self._start_workers()
 
     def _collect(self, stack: list[Job], outcomes: list[tuple[int, str, str]]) -> None:
         overrides = {job.idx: job.overrides for job in stack}
