@@ -12,17 +12,21 @@ composition steps on a copy of the template, resolved with the job's Hydra confi
 
 import copy
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override, OverrideType
+from hydra.core.override_parser.types import Override, OverrideType, ValueType
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, ValueNode, open_dict, read_write
 
 STANDARD_SUBDIRS = ("${hydra.job.num}", "${hydra.job.id}")
+# `key=123`: what sweeps of thousands repeat (seeds). Parsed here as Hydra's grammar parses it, 100x
+# faster than its ANTLR parser (0.3 ms); anything else goes to that parser.
+PLAIN_INT = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)=(-?(?:0|[1-9][0-9]*))")
 CACHED = 4096  # distinct override strings kept parsed; a sweep's memory stays flat in its number of jobs
 Path_ = tuple[str, ...]
 
@@ -145,13 +149,25 @@ class JobConfigs:
         self.master = master
         self.parser = OverridesParser.create(config_loader=self.loader)
         self.parsed: dict[str, Override] = {}  # override string -> parsed; sweeps repeat few strings
+        self.is_value: dict[str, bool] = {}
         self.templates: dict[tuple[str, ...], _Template] = {}
 
     def _parse(self, override: str) -> Override:
         if override not in self.parsed:
             if len(self.parsed) >= CACHED:
                 self.parsed.clear()
-            self.parsed[override] = self.parser.parse_override(override)
+            plain = PLAIN_INT.fullmatch(override)
+            if plain is None or plain[1] == "hydra" or plain[1].startswith("hydra."):
+                self.parsed[override] = self.parser.parse_override(override)
+            else:
+                self.parsed[override] = Override(
+                    type=OverrideType.CHANGE,
+                    key_or_group=plain[1],
+                    value_type=ValueType.ELEMENT,
+                    _value=int(plain[2]),
+                    input_line=override,
+                    config_loader=self.loader,
+                )
         return self.parsed[override]
 
     def _is_value_override(self, override: Override) -> bool:
@@ -164,7 +180,11 @@ class JobConfigs:
         """(the group choices, which select the template; the value overrides, applied to it)."""
         groups, values = [], []
         for override in overrides:
-            (values if self._is_value_override(self._parse(override)) else groups).append(override)
+            if override not in self.is_value:
+                if len(self.is_value) >= CACHED:
+                    self.is_value.clear()
+                self.is_value[override] = self._is_value_override(self._parse(override))
+            (values if self.is_value[override] else groups).append(override)
         return tuple(groups), values
 
     def template(self, groups: tuple[str, ...]) -> _Template:
@@ -202,12 +222,20 @@ class JobConfigs:
 
     def check(self, job_overrides: Sequence[Sequence[str]]) -> None:
         """Compose every template and apply every distinct value override once: a bad value fails
-        here, before any job runs, as with Hydra's sweeper."""
+        here, before any job runs, as with Hydra's sweeper. Numbers are checked once per key and
+        type: whether a key takes a number does not depend on which number."""
+        checked: set[Any] = set()
         for overrides in job_overrides:
             groups, values = self.split(overrides)
             template = self.template(groups)
             for override in values:
-                self.patch(template, override)
+                parsed = self._parse(override)
+                value = parsed.value()
+                number = isinstance(value, float) or isinstance(value, int) and abs(value) < 2**53
+                key = (groups, parsed.type, parsed.key_or_group, type(value)) if number else (groups, override)
+                if key not in checked:
+                    checked.add(key)
+                    self.patch(template, override)
 
     def job(self, idx: int, overrides: Sequence[str]) -> Job:
         groups, values = self.split(overrides)
