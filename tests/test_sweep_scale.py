@@ -71,6 +71,9 @@ def test_derived_job_configs_equal_hydras_composition(tmp_path):
         assert (job.task, job.resolved, job.hydra, job.output_dir) == (task, resolved, hydra, output_dir), overrides
     # one composition per set of group choices, however many jobs share it
     assert len(job_configs.templates) == 5
+    # the quick parse of `key=integer` is Hydra's parse
+    for override in ["seed=0", "seed=-12", "model.width=35", "seed=007", "seed=+5", "seed=1_000", "hydra.job.id=3"]:
+        assert job_configs._parse(override) == job_configs.parser.parse_override(override), override
 
 
 def test_a_bad_value_fails_before_any_job_runs(tmp_path):
