@@ -166,7 +166,6 @@ class JobConfigs:
                     value_type=ValueType.ELEMENT,
                     _value=int(plain[2]),
                     input_line=override,
-                    config_loader=self.loader,
                 )
         return self.parsed[override]
 
