@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SWEEP ?=
 ARGS ?=
 
-.PHONY: run test test-fast analysis bench clean
+.PHONY: run test test-fast lint analysis bench clean
 
 $(BIN)/nesterov-landscape-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,12 @@ $(BIN)/nesterov-landscape-installed: pyproject.toml
 run: $(BIN)/nesterov-landscape-installed
 	$(BIN)/python -m nesterov_landscape
 
-test: $(BIN)/nesterov-landscape-installed
+test: lint
 	$(BIN)/python -m pytest
+
+lint: $(BIN)/nesterov-landscape-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test-fast: $(BIN)/nesterov-landscape-installed
 	$(BIN)/python -m pytest -m "not slow"

@@ -4,9 +4,9 @@ Nesterov reach the loss range, where do phi'' > 0 and mu > 0 fail, and what chan
 import pandas as pd
 
 from .shares import OUTCOMES, numeric, outcome_counts, share_table
+from .tables import format_value
 
 LOSS_OUTCOMES = {"loss_le_1e-9", "loss_in_published"}
-from .tables import format_value
 
 PRECISION = "trainer.precision"
 LISTED_GROUPS = 5  # name the groups when this few are all-or-nothing, else count them

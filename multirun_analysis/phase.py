@@ -85,8 +85,7 @@ def phase_diagram(shares: pd.DataFrame, keys: list[str], requested: list[str] | 
     fig.colorbar(grid[0, 0].collections[0], ax=grid, shrink=0.6, label="share of seeds")
     more = "" if len(shown) == len(panels) else f"; the first {len(shown)} of {len(panels)} rows"
     fig.suptitle(
-        "Phase diagram: share of seeds per group (cell: successes/trials; 95% Wilson intervals in shares.csv)"
-        + more,
+        "Phase diagram: share of seeds per group (cell: successes/trials; 95% Wilson intervals in shares.csv)" + more,
         fontsize="medium",
     )
     return fig

@@ -59,7 +59,12 @@ def test_preset_runs_end_to_end_and_its_analysis_lands_on_wandb(tmp_path):
     small = [o for o in TINY if not o.startswith("model.")]  # the preset's axes come from the command line
     axes = ["model.width=4,8", "model.depth=1,2", "optimizer.momentum=0.9", "seed=0,1"]  # precision: the preset's
     result = run_cli(
-        "experiment=gupta2025_phase", *small, *axes, "hydra/launcher=batched", f"hydra.sweep.dir={sweep}", "--multirun",
+        "experiment=gupta2025_phase",
+        *small,
+        *axes,
+        "hydra/launcher=batched",
+        f"hydra.sweep.dir={sweep}",
+        "--multirun",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
