@@ -87,8 +87,11 @@ def acquire(folder: Path) -> Claim:
         if same:
             break
         os.close(fd)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
+    # Overwrite, then cut what a killed owner's longer line left. Not ftruncate(fd, 0) first: on
+    # ext4 a file truncated to zero is flushed to disk on close (auto_da_alloc), 2.5 ms per claim.
+    text = f"{socket.gethostname()} {os.getpid()}\n".encode()
+    os.pwrite(fd, text, 0)
+    os.ftruncate(fd, len(text))
     return Claim(folder, fd)
 
 
