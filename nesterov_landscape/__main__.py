@@ -40,8 +40,10 @@ def main(cfg: DictConfig) -> None:
     except KeyboardInterrupt:
         hc = HydraConfig.get()
         again = "the same command" if hc.mode == RunMode.MULTIRUN else f"it with hydra.run.dir={hc.runtime.output_dir}"
-        print(f"interrupted: {hc.runtime.output_dir} stopped (status interrupted); run {again} to finish it",
-              file=sys.stderr)
+        print(
+            f"interrupted: {hc.runtime.output_dir} stopped (status interrupted); run {again} to finish it",
+            file=sys.stderr,
+        )
         sys.exit(130)
 
 

@@ -80,8 +80,14 @@ def memory_parts(config: Any) -> list[Part]:
         # initial weights in float64; weights, gradient, optimizer state and update temporaries
         # (measured: about 56 bytes per float32 weight)
         Part("the weights (model.width, model.depth)", n_params * (8 + 12 * b)),
-        Part("training's activations (model.width x model.depth x data.n_points)", TRAIN_ACTIVATION_COPIES * b * _activations(shape, n)),
-        Part("the history (trainer.epochs / trainer.log_every rows)", HISTORY_ROW_BYTES * (trainer.epochs // trainer.log_every + 2)),
+        Part(
+            "training's activations (model.width x model.depth x data.n_points)",
+            TRAIN_ACTIVATION_COPIES * b * _activations(shape, n),
+        ),
+        Part(
+            "the history (trainer.epochs / trainer.log_every rows)",
+            HISTORY_ROW_BYTES * (trainer.epochs // trainer.log_every + 2),
+        ),
     ]
     for name, probe in config.probe.items():
         pb = _bytes_per_value(getattr(probe, "precision", None), trainer.precision)
@@ -106,9 +112,8 @@ def memory_parts(config: Any) -> list[Part]:
                 results = grid + points * lines * RANDOM_POINT_BYTES
                 evaluations += lines * n_params * (8 + pb)  # the directions
                 what = f"{lines:,} directions x {points:,.0f} points (directions, t_min, t_max, t_step)"
-            parts.append(
-                Part(f"probe.{name}'s evaluations ({rows} weight vectors at a time; model.width, model.depth, data.n_points)", evaluations)
-            )
+            sizes = "model.width, model.depth, data.n_points"
+            parts.append(Part(f"probe.{name}'s evaluations ({rows} weight vectors at a time; {sizes})", evaluations))
             parts.append(Part(f"probe.{name}'s grid of {what}", results))
         elif name == "hessian":
             steps = min(probe.lanczos_steps, n_params)

@@ -68,8 +68,8 @@ def log_landscape(run: Any, columns: dict[str, list[float]], step: int) -> None:
     rows = [list(row) for row in zip(*columns.values())]
     stride = -(-len(rows) // wandb.Table.MAX_ROWS)
     if stride > 1:
-        log.info("W&B landscape table: every %d-th of %d grid points (W&B's limit is %d rows)", stride, len(rows),
-                 wandb.Table.MAX_ROWS)
+        limit = wandb.Table.MAX_ROWS
+        log.info("W&B landscape table: one grid point in %d of %d (W&B keeps at most %d rows)", stride, len(rows), limit)
         rows = rows[::stride]
     table = wandb.Table(columns=names, data=rows)
     titles = {"phi": "phi(t) = L(w + t g)", "phi_dd": "phi''(t), central differences", "mu": "strong-aiming mu(t)"}

@@ -216,7 +216,8 @@ def test_two_single_jobs_in_the_same_second_get_two_complete_folders(tmp_path):
     """Each job finds the default outputs/<date>/<time> of its start taken (by an earlier job's
     folder, made here for the next minute) and both race for the next free name."""
     now = datetime.now()
-    taken = [tmp_path / "outputs" / f"{t:%Y-%m-%d}" / f"{t:%H-%M-%S}" for t in (now + timedelta(seconds=s) for s in range(60))]
+    seconds = [now + timedelta(seconds=s) for s in range(60)]
+    taken = [tmp_path / "outputs" / f"{t:%Y-%m-%d}" / f"{t:%H-%M-%S}" for t in seconds]
     for folder in taken:
         (folder / ".hydra").mkdir(parents=True)
         (folder / "summary.json").write_text('{"status": "completed", "seed": 99}')
@@ -238,13 +239,21 @@ def test_two_single_jobs_in_the_same_second_get_two_complete_folders(tmp_path):
     assert_one_finished_run_per_job(new)
 
 
-CLAIM_AND_WAIT = "import sys, time; from nesterov_landscape import job_claim; job_claim.acquire(__import__('pathlib').Path(sys.argv[1])); print('claimed', flush=True); time.sleep(600)"
+CLAIM_AND_WAIT = """
+import pathlib, sys, time
+from nesterov_landscape import job_claim
+job_claim.acquire(pathlib.Path(sys.argv[1]))
+print("claimed", flush=True)
+time.sleep(600)
+"""
 
 
 @pytest.mark.slow
 def test_a_folder_claimed_by_a_live_process_is_skipped_and_a_dead_ones_claim_taken_over(tmp_path):
     sweep = tmp_path / "sweep"
-    holder = subprocess.Popen([sys.executable, "-c", CLAIM_AND_WAIT, str(sweep / "1")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", CLAIM_AND_WAIT, str(sweep / "1")], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline() == "claimed\n"
         args = [*TINY, "seed=0,1", f"hydra.sweep.dir={sweep}", "--multirun"]
