@@ -2,6 +2,7 @@
 | --wandb ENTITY/PROJECT --group NAME"""
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -59,9 +60,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+MAX_WORKERS = 256
+
+
+def out_dir_error(out: Path) -> str | None:
+    """Why the report cannot go to `out`, checked before any file is read: the folder, or the
+    nearest part of its path that exists, must be a writable folder."""
+    existing = next(p for p in [out, *out.parents] if p.exists())  # "." or "/" at the latest
+    if not existing.is_dir():
+        return f"--out {out}: {existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"--out {out}: {existing} is not writable"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     start = time.perf_counter()
+    problem = out_dir_error(args.out) if args.out else None
+    if not 1 <= args.workers <= MAX_WORKERS:
+        problem = f"--workers {args.workers} is not allowed; it must be an integer from 1 to {MAX_WORKERS}"
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    out = args.out
     try:
         if args.wandb:
             from .wandb_source import load_wandb_group
@@ -86,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (FileNotFoundError, ValueError, ConnectionError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # writing the report: a full disk, a folder made read-only meanwhile
+        print(f"error: cannot write the report to {out}: {error.strerror or error}", file=sys.stderr)
         return 2
     print(analysis.summary_md)
     print(analysis.shares_md)

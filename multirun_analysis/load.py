@@ -1,7 +1,9 @@
 """Read job folders into one table of runs plus per-run histories and landscapes.
 
 The job's files are the source of truth. A job with no summary.json is `missing` (still running,
-or killed); a file that cannot be parsed is reported with its path and skipped, never fatal.
+or killed); so is one whose run was interrupted (Ctrl-C: re-running finishes it). A file that
+cannot be read, or holds a value of the wrong kind (a word where a number belongs), is reported
+with its path, and its job counts as `missing`; one job's files never stop the analysis.
 """
 
 import json
@@ -17,8 +19,16 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 STATUSES = ("completed", "diverged", "failed", "missing")
+UNFINISHED = ("interrupted", "running", "skipped")  # statuses that count as missing: re-running finishes them
 # summary.json entries that describe the job rather than measure it
 NOT_METRICS = {"config", "versions", "job", "wandb", "status", "error", "seed"}
+# summary.json entries whose values are words (also any *_status, *precision); every other scalar
+# entry must be a number or null. A new word-valued summary entry belongs here.
+TEXT_KEYS = {"error", "device"}
+
+
+def is_text_key(key: str) -> bool:
+    return key in TEXT_KEYS or key.endswith(("_status", "precision"))
 
 
 @dataclass
@@ -49,55 +59,108 @@ def find_job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted((p.parent for p in sweep_dir.glob("*/.hydra")), key=lambda p: (len(p.name), p.name))
 
 
-def _read_csv(path: Path, required: list[str], problems: list[str]) -> pd.DataFrame | None:
+class InvalidFile(ValueError):
+    """A job file that cannot be read or holds a wrong value; the message names the file."""
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
+def _read_csv(path: Path, required: list[str]) -> pd.DataFrame | None:
+    """The CSV with every column numeric (empty cells are NaN), None if absent; else InvalidFile."""
     if not path.exists():
         return None
     try:
         frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        problems.append(f"unreadable {path}: {str(error).splitlines()[0]}")
-        return None
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise InvalidFile(f"unreadable {path}: {_first_line(error)}") from None
     if not set(required) <= set(frame.columns) or frame.empty:
-        problems.append(f"unreadable {path}: expected columns {', '.join(required)} and at least one row")
-        return None
+        raise InvalidFile(f"unreadable {path}: expected columns {', '.join(required)} and at least one row")
+    for column in frame.columns:
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = numbers.isna() & frame[column].notna()
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise InvalidFile(
+                f"invalid value {frame[column].iloc[row]!r} in column {column} of {path} (line {row + 2}): not a number"
+            )
+        frame[column] = numbers
     return frame
 
 
+def _read_summary(path: Path) -> dict[str, Any] | None:
+    """summary.json checked: a status, a config that is a mapping, numbers where numbers belong."""
+    if not path.exists():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise InvalidFile(f"unreadable {path}: {_first_line(error)}") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
+        raise InvalidFile(f"unreadable {path}: not a job summary (an object with a status)")
+    if not isinstance(summary.get("config", {}), dict):
+        raise InvalidFile(f"invalid config in {path}: not a mapping")
+    for key, value in summary.items():
+        if key in NOT_METRICS or isinstance(value, (dict, list)):
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (value is None or number or (is_text_key(key) and isinstance(value, str))):
+            raise InvalidFile(f"invalid value {value!r} for {key} in {path}: expected a number or null")
+    return summary
+
+
+def _read_config(job_dir: Path, summary: dict[str, Any] | None, problems: list[str]) -> dict[str, Any]:
+    """The job's config: from its summary, else from .hydra/config.yaml; {} if neither is readable."""
+    if summary and "config" in summary:
+        return summary["config"]
+    path = job_dir / ".hydra" / "config.yaml"
+    try:
+        config = _load_yaml(path)
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        problems.append(f"unreadable {path}: {_first_line(error)}")
+        return {}
+    if not isinstance(config, dict):
+        problems.append(f"unreadable {path}: not a mapping of config keys")
+        return {}
+    return config
+
+
 def read_job(job_dir: Path) -> tuple[dict[str, Any], list[str], pd.DataFrame | None, pd.DataFrame | None, list[str]]:
-    """One job's row (config flattened, summary metrics), its config keys, history, landscape, problems."""
+    """One job's row (config flattened, summary metrics), its config keys, history, landscape, problems.
+    Never raises: a job whose files are unreadable or invalid is `missing`, with the reason."""
     problems: list[str] = []
     row: dict[str, Any] = {"job_dir": str(job_dir)}
-    summary = None
-    summary_path = job_dir / "summary.json"
-    if summary_path.exists():
+    readers = {
+        "summary": lambda: _read_summary(job_dir / "summary.json"),
+        "history": lambda: _read_csv(job_dir / "history.csv", ["epoch", "loss"]),
+        "landscape": lambda: _read_csv(job_dir / "landscape.csv", ["t", "phi", "phi_dd", "mu"]),
+    }
+    files: dict[str, Any] = {}
+    for name, read in readers.items():
         try:
-            summary = json.loads(summary_path.read_text())
-            if not isinstance(summary, dict) or "status" not in summary:
-                raise ValueError("no status")
-        except (ValueError, UnicodeDecodeError) as error:
-            problems.append(f"unreadable {summary_path}: {error}")
-            summary = None
-    config = summary.get("config") if summary else None
-    if config is None:
-        try:
-            config = _load_yaml(job_dir / ".hydra" / "config.yaml")
-        except (OSError, yaml.YAMLError) as error:
-            problems.append(f"unreadable {job_dir / '.hydra' / 'config.yaml'}: {str(error).splitlines()[0]}")
-            config = {}
-    flat_config = flatten(config or {})
+            files[name] = read()
+        except InvalidFile as error:
+            problems.append(f"{error}; the job counts as missing")
+        except Exception as error:  # whatever else a damaged folder holds: this job only, never the analysis
+            problems.append(f"unreadable {name} of {job_dir}: {type(error).__name__}: {_first_line(error)}")
+    if problems:  # one bad file makes the whole job missing: its other files may be as stale
+        row["error"] = problems[0]
+        files = {}
+    summary, history, landscape = files.get("summary"), files.get("history"), files.get("landscape")
+    flat_config = flatten(_read_config(job_dir, summary, problems))
     row.update(flat_config)
     if summary is None:
         row["status"] = "missing"
     else:
-        row["status"] = summary["status"] if summary["status"] in STATUSES else "failed"
+        status = summary["status"]
+        row["status"] = status if status in STATUSES else "missing" if status in UNFINISHED else "failed"
         row["error"] = summary.get("error")
         # the job's W&B group: the analysis run joins it (multirun_analysis.wandb_log)
         row["wandb_group"] = (summary.get("wandb") or {}).get("group")
         for key, value in summary.items():
             if key not in NOT_METRICS and (value is None or isinstance(value, (int, float, str))):
                 row[key] = math.nan if value is None else value
-    history = _read_csv(job_dir / "history.csv", ["epoch", "loss"], problems)
-    landscape = _read_csv(job_dir / "landscape.csv", ["t", "phi", "phi_dd", "mu"], problems)
     return row, list(flat_config), history, landscape, problems
 
 
@@ -122,8 +185,9 @@ def unstarted_jobs(sweep_dir: Path, job_dirs: list[Path], problems: list[str]) -
     found = set()
     for job in job_dirs:
         try:
-            found.add(frozenset(_load_yaml(job / ".hydra" / "overrides.yaml") or []))
-        except (OSError, yaml.YAMLError):
+            overrides = _load_yaml(job / ".hydra" / "overrides.yaml") or []
+            found.add(frozenset(str(o) for o in overrides) if isinstance(overrides, list) else frozenset())
+        except (OSError, ValueError, yaml.YAMLError):
             pass
     return [job for job in expected if frozenset(job) not in found]
 
@@ -157,11 +221,13 @@ def load_sweeps(sweep_dirs: list[Path], workers: int = 8) -> Sweep:
     templates: dict[Path, dict[str, Any]] = {}
     for job, (row, keys, *_rest) in zip(job_dirs, results):
         templates.setdefault(job.parent, {k: row[k] for k in keys})
-    results += [
-        (unstarted_row(sweep, overrides, templates.get(sweep, {})), [], None, None, [])
-        for sweep, jobs in jobs_of.items()
-        for overrides in unstarted_jobs(sweep, jobs, problems)
-    ]
+    for sweep, jobs in jobs_of.items():
+        for overrides in unstarted_jobs(sweep, jobs, problems):
+            row = unstarted_row(sweep, overrides, templates.get(sweep, {}))
+            # its config keys: with no started job to copy, those its overrides set, so that two
+            # unstarted jobs differ in them and are not taken for duplicates of each other
+            keys = [k for k in row if k not in ("job_dir", "status")]
+            results.append((row, keys, None, None, []))
     rows, histories, landscapes = [], {}, {}
     config_keys: dict[str, None] = {}
     for i, (row, keys, history, landscape, job_problems) in enumerate(results):

@@ -1,6 +1,7 @@
 """`python -m nesterov_landscape [overrides] [--multirun]`: one job, or a sweep with --multirun."""
 
 import logging
+import os
 import sys
 
 import hydra
@@ -9,6 +10,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from .config import ConfigError, register_configs
+from .interruption import SweepProcessDied
+from .job_claim import FolderClaimed
 from .train import train
 
 log = logging.getLogger("nesterov_landscape")
@@ -26,7 +29,27 @@ def main(cfg: DictConfig) -> None:
         # One line and a non-zero exit instead of Hydra's traceback for a single job.
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except FolderClaimed as error:  # a single run's hydra.run.dir, taken since the job started
+        print(f"error: {error}; wait for it to end or choose another hydra.run.dir", file=sys.stderr)
+        sys.exit(2)
+    except SweepProcessDied as error:
+        # A worker process of a killed sweep: nothing is left to return the result to.
+        log.error("%s: stopped this job (status interrupted); re-run the sweep to finish it", error)
+        logging.shutdown()
+        os._exit(3)
+    except KeyboardInterrupt:
+        hc = HydraConfig.get()
+        again = "the same command" if hc.mode == RunMode.MULTIRUN else f"it with hydra.run.dir={hc.runtime.output_dir}"
+        print(
+            f"interrupted: {hc.runtime.output_dir} stopped (status interrupted); run {again} to finish it",
+            file=sys.stderr,
+        )
+        sys.exit(130)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C outside a job: while Hydra starts, or in a launcher's wait
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

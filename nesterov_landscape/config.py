@@ -14,9 +14,10 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from .constraints import at_least, constrained, non_negative, one_of, positive, violation
+from .constraints import at_least, constrained, finite, non_negative, one_of, positive, seed_value, violation
 from .data import INPUT_DISTS, LABELS
-from .mlp import ACTIVATIONS, INITS
+from .limits import available_cores, grid_points, memory_error
+from .mlp import ACTIVATIONS, INITS, MLPShape
 from .optimizers import OPTIMIZERS
 from .probes import INF_PHI
 from .training import LOSSES, NOISE_KINDS
@@ -50,7 +51,7 @@ class TeacherConfig:
     labels: str = one_of(*LABELS)
     label_noise: float = non_negative()
     batch_size: Optional[int] = at_least(1)  # null: full batch
-    seed: Optional[int] = field()  # null: derived from the top-level seed
+    seed: Optional[int] = seed_value()  # null: derived from the top-level seed
 
     def config_error(self, key: str) -> str | None:
         if self.batch_size is not None and self.batch_size > self.n_points:
@@ -63,21 +64,30 @@ class TeacherConfig:
 
 @dataclass
 class LineGridConfig:
-    t_min: float = field()
-    t_max: float = field()
+    t_min: float = finite()
+    t_max: float = finite()
     t_step: float = positive()
     h: float = positive()
     precision: Optional[str] = one_of(*PRECISIONS)  # null: the training precision
 
     def config_error(self, key: str) -> str | None:
-        return None if self.t_min < self.t_max else f"{key}: t_min={self.t_min} must be < t_max={self.t_max}"
+        if not self.t_min < self.t_max:
+            return f"{key}: t_min={self.t_min} must be < t_max={self.t_max}"
+        if grid_points(self.t_min, self.t_max, self.t_step) == 0:
+            return (
+                f"{key}: no multiple of t_step={self.t_step:g} lies in [t_min, t_max] = "
+                f"[{self.t_min:g}, {self.t_max:g}], so the grid is empty; widen the segment or reduce t_step"
+            )
+        return None
 
 
 @dataclass
 class GradientLineConfig(LineGridConfig):
     inf_phi: str = one_of(*INF_PHI)
     mu_cutoff: float = non_negative()
-    radii: list[float] = constrained(lambda v: len(v) > 0 and all(r > 0 for r in v), "a non-empty list of numbers > 0")
+    radii: list[float] = constrained(
+        lambda v: len(v) > 0 and all(0 < r < math.inf for r in v), "a non-empty list of finite numbers > 0"
+    )
     every: int = constrained(lambda v: v >= 0, "an integer >= 0 (0: only after training)")
     exact: bool = field()  # exact t-derivatives on the grid beside the finite differences
 
@@ -85,7 +95,7 @@ class GradientLineConfig(LineGridConfig):
 @dataclass
 class RandomLineConfig(LineGridConfig):
     directions: int = at_least(1)
-    seed: Optional[int] = field()  # null: derived from the top-level seed
+    seed: Optional[int] = seed_value()  # null: derived from the top-level seed
 
 
 @dataclass
@@ -94,7 +104,15 @@ class HessianConfig:
     lanczos_steps: int = at_least(1)
     trace_samples: int = at_least(1)
     precision: Optional[str] = one_of(*PRECISIONS)
-    seed: Optional[int] = field()
+    seed: Optional[int] = seed_value()
+
+    def config_error(self, key: str) -> str | None:
+        if self.top_k > self.lanczos_steps:
+            return (
+                f"{key}.top_k={self.top_k} is not allowed; it must be at most {key}.lanczos_steps={self.lanczos_steps} "
+                "(Lanczos finds at most one eigenvalue per step)"
+            )
+        return None
 
 
 @dataclass
@@ -110,6 +128,9 @@ PROBES = {
 }
 
 
+WANDB_PROJECT_FORBIDDEN = "/\\#?%:"
+
+
 @dataclass
 class WandbConfig:
     name: str = one_of("wandb")
@@ -118,8 +139,18 @@ class WandbConfig:
     entity: Optional[str] = field()
     group: Optional[str] = field()  # null: the multirun's sweep name
     job_type: str = field()
-    tags: list[str] = field()
+    # W&B's own rules, which it enforces with a traceback even offline
+    tags: list[str] = constrained(lambda v: all(1 <= len(t) <= 64 for t in v), "a list of tags of 1 to 64 characters")
     init_timeout: float = positive()  # seconds an online init may take before falling back to offline
+
+    def config_error(self, key: str) -> str | None:
+        bad = sorted(set(WANDB_PROJECT_FORBIDDEN) & set(self.project))
+        if not 1 <= len(self.project) <= 128 or bad:
+            return (
+                f"{key}.project={self.project!r} is not allowed; it must be 1 to 128 characters without "
+                f"any of {' '.join(WANDB_PROJECT_FORBIDDEN)}"
+            )
+        return None
 
 
 @dataclass
@@ -128,13 +159,20 @@ class TrainerConfig:
     precision: str = one_of(*PRECISIONS)
     device: str = one_of("cpu", "cuda", "auto")
     log_every: int = at_least(1)
-    threads: int = at_least(1)  # torch intra-op threads per job
+    threads: int = at_least(1)  # torch intra-op threads per job, at most the cores (checked below)
     noise: str = one_of(*NOISE_KINDS)  # gradient noise added to the full-batch gradient
     noise_sigma: float = non_negative()
     compile: bool = field()  # torch.compile the loss (forward and backward); pays off for long runs
     resume: bool = field()  # skip a job whose folder already holds a finished run of the same config
+    max_memory_gb: float = positive()  # refuse a job whose arrays are estimated above this (limits.py)
 
     def config_error(self, key: str) -> str | None:
+        cores = available_cores()
+        if self.threads > cores:
+            return (
+                f"{key}.threads={self.threads} is not allowed; it must be at most {cores}, "
+                "the cores this process may use (more threads only oversubscribe them)"
+            )
         if (self.noise == "none") != (self.noise_sigma == 0):
             return (
                 f"{key}.noise={self.noise} with {key}.noise_sigma={self.noise_sigma} is not allowed; "
@@ -145,7 +183,7 @@ class TrainerConfig:
 
 @dataclass
 class Config:
-    seed: int = field()
+    seed: int = seed_value()
     loss: str = one_of(*LOSSES)
     model: MLPConfig = field()
     data: TeacherConfig = field()
@@ -236,4 +274,13 @@ def validate_values(values: dict[str, Any], cuda_available: bool) -> Config:
     config.probe = {name: _build(PROBES[name], v, f"probe.{name}") for name, v in values["probe"].items()}
     if config.trainer.device == "cuda" and not cuda_available:
         raise ConfigError("trainer.device=cuda is not allowed: CUDA is not available on this machine; use cpu or auto")
+    hessian = config.probe.get("hessian")
+    n_params = MLPShape(config.data.input_dim, config.model.width, config.model.depth, config.model.bias).n_params
+    if hessian is not None and hessian.top_k > n_params:
+        raise ConfigError(
+            f"probe.hessian.top_k={hessian.top_k} is not allowed; it must be at most the number of weights, {n_params}"
+        )
+    problem = memory_error(config)  # last: it needs every value checked
+    if problem:
+        raise ConfigError(problem)
     return config

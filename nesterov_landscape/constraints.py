@@ -22,6 +22,18 @@ def non_negative() -> Any:
     return constrained(lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
 
 
+def finite() -> Any:
+    return constrained(lambda v: math.isfinite(v), "a finite number")
+
+
+# numpy's SeedSequence needs seeds >= 0, torch.Generator.manual_seed at most 2^64 - 1
+SEED_MAX = 2**63 - 1
+
+
+def seed_value() -> Any:
+    return constrained(lambda v: 0 <= v <= SEED_MAX, f"an integer in [0, {SEED_MAX}] (2^63 - 1)")
+
+
 def at_least(low: int) -> Any:
     return constrained(lambda v: v >= low, f"an integer >= {low}")
 

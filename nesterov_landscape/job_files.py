@@ -9,6 +9,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+# What a job writes besides Hydra's .hydra/ and log, and its W&B run under wandb/.
+RESULT_FILES = ("summary.json", "history.csv", "landscape.csv", "landscape_random.csv", "hessian.csv")
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -37,3 +40,13 @@ def write_csv(path: Path, columns: list[str], rows: Iterable[Iterable[Any]]) -> 
     writer.writerow(columns)
     writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
+
+
+def remove_previous_attempt(job_dir: Path) -> None:
+    """A job that starts again in its folder (after a kill, Ctrl-C, a failure, or a changed config)
+    first removes what the earlier attempt wrote, so the folder never mixes two attempts' files.
+    Called only by the folder's claimant (job_claim)."""
+    earlier = [job_dir / name for name in RESULT_FILES] + list(job_dir.glob(".*.tmp-*"))  # tmp: a kill mid-write
+    for path in earlier:
+        if path.is_file():  # only files the job writes; anything else in the way fails the job later, recorded
+            path.unlink(missing_ok=True)

@@ -17,7 +17,8 @@ import yaml
 from .batched import train_together
 from .config import ConfigError, validate_values
 from .job_files import atomic_write_text
-from .train import run_job
+from . import job_claim
+from .train import run_claimed
 
 log = logging.getLogger(__name__)
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
@@ -72,13 +73,21 @@ class _JobLog:
 
 
 def _finish_job(job: Any, config: Any, trained: Any) -> Outcome:
-    _write_hydra_files(job)
-    with _JobLog(job):
-        try:
-            summary = run_job(config, job.resolved, _identity(job), trained)
-        except Exception as error:
-            log.exception("job #%d failed", job.idx)
-            return job.idx, "failed", f"{type(error).__name__}: {error}"
+    folder = Path(job.output_dir)
+    try:
+        claim = job_claim.acquire(folder)  # before anything is written there
+    except job_claim.FolderClaimed as error:
+        log.warning("job #%d skipped: %s, which runs it; re-run the sweep after it ends", job.idx, error)
+        return job.idx, "completed", "skipped"
+    try:
+        _write_hydra_files(job)
+        with _JobLog(job):
+            summary = run_claimed(config, job.resolved, _identity(job), trained, claim)
+    except Exception as error:
+        log.exception("job #%d failed", job.idx)
+        return job.idx, "failed", f"{type(error).__name__}: {error}"
+    finally:
+        claim.release()
     return job.idx, "completed", summary["status"]
 
 

@@ -21,13 +21,14 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from . import training
+from . import job_claim, training
 from .config import Config, ConfigError, validate
-from .job_files import json_safe, write_csv, write_json
+from .interruption import parent_watch
+from .job_files import json_safe, remove_previous_attempt, write_csv, write_json
 from .job_probes import GRADIENT_LINE_COLUMNS, pl_ratio, probe_gradient_line, probe_hessian, probe_random_lines
 from .problem import compiled, gradient_estimates, setup_problem
 from .training import TrainResult, value_and_grad
-from .wandb_run import start_run
+from .wandb_run import remove_stale_runs, start_run
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +83,43 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """The Hydra task function: validate the job's config and run it in its Hydra output directory."""
     job = job_identity()
     output_dir = Path(job["output_dir"])
+    claim = job_claim.held(output_dir)  # a single run's, taken before Hydra wrote to the folder
     try:
         config = validate(cfg, cuda_available=torch.cuda.is_available())
     except ConfigError:
+        if claim is not None:
+            claim.release()
         remove_unstarted_job_dir(output_dir)
         raise
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)
-    return run_job(config, resolved, job)
+    return run_claimed(config, resolved, job, claim=claim)
+
+
+def run_claimed(
+    config: Config,
+    resolved: dict[str, Any],
+    job: dict[str, Any],
+    trained: TrainResult | None = None,
+    claim: job_claim.Claim | None = None,
+) -> dict[str, Any]:
+    """run_job once the job holds its folder (job_claim). In a sweep, a job whose folder another
+    live process holds is skipped with a warning, writes nothing, and returns status "skipped":
+    that process runs it. A single run raises job_claim.FolderClaimed instead."""
+    output_dir = Path(job["output_dir"])
+    try:
+        claim = claim or job_claim.acquire(output_dir)
+    except job_claim.FolderClaimed as error:
+        if not job["multirun"]:
+            raise
+        log.warning("skipping job %s: %s, which runs it; re-run the sweep after it ends", job["num"], error)
+        return {"status": "skipped", "error": str(error)}
+    if claim.note:
+        log.warning(claim.note)
+    try:
+        return run_job(config, resolved, job, trained)
+    finally:
+        claim.release()
 
 
 def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], trained: TrainResult | None = None):
@@ -108,10 +138,8 @@ def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], train
             done["status"],
         )
         return done
-    # A run left by an earlier, unfinished try of this job (killed, interrupted, failed): this try
-    # starts over, so its run replaces that one and `wandb sync` uploads one run per job.
-    for stale in output_dir.glob("wandb/offline-run-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_previous_attempt(output_dir)  # a re-run never mixes its files, or W&B runs, with an earlier attempt's
+    remove_stale_runs(output_dir)
     group = config.logger.group or (Path(job["sweep_dir"]).as_posix().replace("/", "_") if job["multirun"] else None)
     run, wandb_mode = start_run(
         config.logger.mode,
@@ -138,9 +166,14 @@ def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], train
         write_json(output_dir / "summary.json", summary)
         run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
     except BaseException as error:
-        summary.update(status="failed", error=f"{type(error).__name__}: {error}")
+        # Ctrl-C (or the sweep's process dying) is not a failure of the job: re-running finishes it
+        interrupted = isinstance(error, KeyboardInterrupt)
+        summary.update(
+            status="interrupted" if interrupted else "failed",
+            error=f"{type(error).__name__}: {error}" if str(error) else type(error).__name__,
+        )
         write_json(output_dir / "summary.json", summary)
-        run.finish(exit_code=1)
+        run.finish(exit_code=130 if interrupted else 1)
         raise
     run.finish()
     log.info(
@@ -165,8 +198,10 @@ def run_experiment(config: Config, output_dir: Path, run: Any, trained: TrainRes
     log_stride = max(config.trainer.log_every, epochs // 10)
     bar = tqdm(total=epochs, unit="epoch", disable=not sys.stderr.isatty() or trained is not None, dynamic_ncols=True)
     landscape_rows: list[list[float]] = []
+    check_parent = parent_watch()
 
     def on_record(row: dict[str, float]) -> None:
+        check_parent()
         if "pl" in probes:
             row["pl_ratio"] = pl_ratio(row["loss"], row["grad_norm"], probes["pl"].inf_loss)
         run.log({"epoch": row["epoch"], **{f"train/{k}": v for k, v in row.items() if k != "epoch"}}, step=row["epoch"])

@@ -3,6 +3,7 @@
 import logging
 import netrc
 import os
+import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 from typing import Any
@@ -39,6 +40,14 @@ def has_credentials() -> bool:
         return False
 
 
+def remove_stale_runs(job_dir: Path) -> None:
+    """One W&B run per job folder: a job that starts again removes the run(s) an earlier attempt
+    left in <job>/wandb/ (an offline run killed mid-way says "running" forever, and `wandb sync`
+    would upload it beside the new one). The job's own files are the record; an earlier online
+    attempt stays on the server, marked crashed by W&B."""
+    shutil.rmtree(job_dir / "wandb", ignore_errors=True)
+
+
 def start_run(mode: str, init_timeout: float, **init_kwargs: Any) -> tuple[Any, str]:
     """wandb.init in `mode`, with the run's files under init_kwargs["dir"]; returns (run, mode used).
 
@@ -68,9 +77,19 @@ def start_run(mode: str, init_timeout: float, **init_kwargs: Any) -> tuple[Any, 
 
 
 def log_landscape(run: Any, columns: dict[str, list[float]], step: int) -> None:
-    """The probe's grid as a W&B table with line plots of phi, phi'' and mu against t."""
+    """The probe's grid as a W&B table with line plots of phi, phi'' and mu against t. W&B keeps at
+    most wandb.Table.MAX_ROWS rows of a logged table and drops the rest, the end of the segment:
+    a longer grid is thinned to every k-th point instead (landscape.csv has every point)."""
     names = list(columns)
-    table = wandb.Table(columns=names, data=[list(row) for row in zip(*columns.values())])
+    rows = [list(row) for row in zip(*columns.values())]
+    stride = -(-len(rows) // wandb.Table.MAX_ROWS)
+    if stride > 1:
+        limit = wandb.Table.MAX_ROWS
+        log.info(
+            "W&B landscape table: one grid point in %d of %d (W&B keeps at most %d rows)", stride, len(rows), limit
+        )
+        rows = rows[::stride]
+    table = wandb.Table(columns=names, data=rows)
     titles = {"phi": "phi(t) = L(w + t g)", "phi_dd": "phi''(t), central differences", "mu": "strong-aiming mu(t)"}
     run.log(
         {

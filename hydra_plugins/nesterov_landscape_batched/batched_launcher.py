@@ -263,7 +263,7 @@ class BatchedLauncher(Launcher):
             status=JobStatus.FAILED if failed else JobStatus.COMPLETED,
             _return_value=RuntimeError(detail) if failed else detail,
         )
-        self.progress.done(detail if detail in ("completed", "diverged", "already done") else "failed")
+        self.progress.done(detail if detail in ("completed", "diverged", "already done", "skipped") else "failed")
 
 
 class BatchedSlurmLauncher(BatchedLauncher):

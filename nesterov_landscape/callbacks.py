@@ -1,0 +1,73 @@
+"""Hydra callbacks (registered in conf/config.yaml under hydra.callbacks) for what must happen
+before Hydra writes anything: a single run's folder, and a sweep with no jobs.
+
+Hydra writes .hydra/ and opens the job's log before the job's own code runs, so two single jobs
+started in the same second would otherwise share (and overwrite) `outputs/<date>/<time>/`.
+"""
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, read_write
+
+from . import job_claim
+from .interruption import SWEEP_PID_ENV
+
+BASIC_SWEEPERS = (
+    "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+    "hydra_plugins.nesterov_landscape_batched.batched_sweeper.BatchedSweeper",
+)
+
+
+def fail(message: str) -> None:
+    """One line and exit 2. SystemExit passes through Hydra, which turns a callback's other
+    exceptions into warnings and goes on."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+class JobFolders(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Claim the single run's folder. Given on the command line (hydra.run.dir=...), the folder
+        is used as it is, unless another live process holds it; the default outputs/<date>/<time>
+        becomes outputs/<date>/<time>-1, -2, ... when a job started in the same second has it."""
+        explicit = any(o.split("=", 1)[0].lstrip("+~") == "hydra.run.dir" for o in config.hydra.overrides.hydra)
+        wanted = Path(str(config.hydra.run.dir))
+        try:
+            folder = wanted if explicit else job_claim.fresh_folder(wanted)
+            claim = job_claim.acquire(folder)
+        except job_claim.FolderClaimed as error:
+            fail(f"{error}; wait for it to end or choose another hydra.run.dir")
+        except OSError as error:
+            fail(f"cannot create the job's folder {wanted}: {error.strerror or error}")
+        if folder != wanted:
+            claim.note = f"{wanted} holds a job started in the same second; this job runs in {folder}"
+        with read_write(config.hydra.run):
+            config.hydra.run.dir = str(folder)  # run_job makes this the job's output_dir
+        job_claim.HELD[os.path.abspath(folder)] = claim
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # inherited by the processes the launcher starts for jobs (joblib's workers): a job whose
+        # parent is this process stops when it dies (interruption.parent_watch)
+        os.environ[SWEEP_PID_ENV] = str(os.getpid())
+        if OmegaConf.select(config, "hydra.sweeper._target_") in BASIC_SWEEPERS:
+            refuse_empty_sweep(config)
+
+
+def refuse_empty_sweep(config: DictConfig) -> None:
+    """A sweep such as seed=range(0,0) has no jobs: Hydra would launch none and exit 0, which
+    looks like success. Parse the sweep as the basic sweeper will and refuse it before it starts."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+    lines = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
+    try:
+        overrides = OverridesParser.create().parse_overrides(lines)
+        empty = [o.input_line for o in overrides if o.is_sweep_override() and not list(o.sweep_string_iterator())]
+    except Exception:  # a syntax error or a sweep the basic sweeper refuses: it says so in its own words
+        return
+    if empty:
+        fail(f"{empty[0]} gives no values, so the sweep has no jobs; nothing was run")

@@ -1,0 +1,31 @@
+"""A job stopped from outside rather than failing: Ctrl-C, or the death of the sweep process that
+started it. Either way the job records status `interrupted`, closes its W&B run, and re-running
+the same command finishes it."""
+
+import os
+from typing import Callable
+
+SWEEP_PID_ENV = "NESTEROV_LANDSCAPE_SWEEP_PID"  # set by callbacks.JobFolders.on_multirun_start
+
+
+class SweepProcessDied(KeyboardInterrupt):
+    """The sweep's process, this job's parent, is gone (say killed with kill -9): a job in a
+    joblib worker would otherwise go on alone for as long as it takes. A KeyboardInterrupt, so
+    that it stops the job wherever Ctrl-C would, and is handled the same way."""
+
+
+def parent_watch() -> Callable[[], None]:
+    """A check to call now and then during training: raises SweepProcessDied once the process
+    that started this job's sweep has died. A no-op outside a sweep's worker process (a single run,
+    or jobs that run in the sweep's own process): a job started from a shell keeps running when
+    the shell exits, as with nohup."""
+    sweep_pid = os.environ.get(SWEEP_PID_ENV)
+    parent = os.getppid()
+    if sweep_pid is None or str(parent) != sweep_pid:
+        return lambda: None
+
+    def check() -> None:
+        if os.getppid() != parent:  # orphans are re-parented to init or a subreaper
+            raise SweepProcessDied(f"the sweep's process (pid {parent}) died")
+
+    return check

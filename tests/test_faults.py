@@ -1,0 +1,420 @@
+"""Faults, concurrency and hostile input, each through the real entry points: `python -m
+nesterov_landscape` and `python -m multirun_analysis` as subprocesses, real signals, real W&B
+offline runs, processes started together. Nothing may be lost, mixed or duplicated."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nesterov_landscape import job_claim
+from nesterov_landscape.config import ConfigError, validate
+
+from .helpers import ROOT, TINY, run_cli
+from .synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
+from .test_config import compose_config
+
+ENV = {**os.environ, "WANDB_SILENT": "true"}
+# A job long enough to be caught training (about 0.5 ms per epoch here); its log has a line at
+# epochs 800, 1600, ... (a tenth of the epochs), the moment the tests strike.
+LONG = [*TINY, "trainer.epochs=8000", "trainer.log_every=100", "probe=none"]
+
+# (override, the key the one-line message must name): issue 8's reproductions ...
+ISSUE_BAD_INPUT = [
+    ("probe.gradient_line.t_step=1e-9", "probe.gradient_line's grid of 1,999,999,999 points"),
+    ("probe.gradient_line.t_max=inf", "probe.gradient_line.t_max"),
+    ("probe.gradient_line.t_min=-inf", "probe.gradient_line.t_min"),
+    ("probe.gradient_line.t_min=nan", "probe.gradient_line.t_min"),
+    ("model.width=1000000", "trainer.max_memory_gb"),
+    ("data.n_points=1000000000", "trainer.max_memory_gb"),
+    ("seed=-1", "seed"),
+    ('logger.tags=[""]', "logger.tags"),
+    (f"logger.tags=[{'x' * 65}]", "logger.tags"),
+    ("trainer.threads=1000", "trainer.threads"),
+    ("probe=hessian probe.hessian.top_k=100 probe.hessian.lanczos_steps=5", "probe.hessian.top_k"),
+]
+# ... and their neighbours
+BAD_INPUT = ISSUE_BAD_INPUT + [
+    ("probe=random_line probe.random_line.t_step=1e-8", "probe.random_line's grid"),
+    ("probe.gradient_line.t_min=0.001 probe.gradient_line.t_max=0.002", "the grid is empty"),
+    ("probe.gradient_line.every=1 trainer.epochs=100000", "checkpoints"),
+    ("trainer.epochs=1000000000 trainer.log_every=1", "the history"),
+    ("probe=hessian probe.hessian.top_k=200 probe.hessian.lanczos_steps=200", "the number of weights"),
+    ("probe.gradient_line.radii=[inf]", "probe.gradient_line.radii"),
+    ("data.seed=-1", "data.seed"),
+    ("logger.project=a/b", "logger.project"),
+    ("trainer.max_memory_gb=0", "trainer.max_memory_gb"),
+]
+
+
+def offline_runs(job_dir: Path) -> list[Path]:
+    return sorted(job_dir.glob("wandb/offline-run-*"))
+
+
+def wandb_state(run_dir: Path) -> str:
+    """The run's state as `wandb leet inspect` reads it from the .wandb file, e.g. "finished (exit code 0)"."""
+    wandb_cli = shutil.which("wandb", path=str(ROOT / ".venv" / "bin")) or shutil.which("wandb")
+    out = subprocess.run([wandb_cli, "leet", "inspect", "--summary", str(run_dir)], capture_output=True, text=True)
+    return next((line.split(None, 1)[1] for line in out.stdout.splitlines() if line.startswith("state")), "")
+
+
+def summary(job_dir: Path) -> dict:
+    return json.loads((job_dir / "summary.json").read_text())
+
+
+def start(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
+    """`python -m nesterov_landscape ARGS` in the background, its output in `log`."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "nesterov_landscape", *args], cwd=cwd, env=ENV, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def wait_for(condition, timeout: float = 120, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def training(job_dir: Path, epoch: int = 800) -> bool:
+    """The job has logged its first tenth of training (`epoch` for LONG)."""
+    log = job_dir / "nesterov_landscape.log"
+    return log.exists() and f"epoch {epoch}:" in log.read_text()
+
+
+def assert_one_finished_run_per_job(job_dirs: list[Path]) -> None:
+    """Exactly one W&B offline run per job folder, closed, and a completed summary: what `wandb
+    sync` uploads is one complete run per job."""
+    for job in job_dirs:
+        runs = offline_runs(job)
+        assert len(runs) == 1, f"{job}: {runs}"
+        assert wandb_state(runs[0]) == "finished (exit code 0)", job
+        assert summary(job)["status"] == "completed", job
+        assert summary(job)["wandb"]["id"] in runs[0].name
+        assert not (job / job_claim.CLAIM_FILE).exists()  # claims are released
+
+
+# --- bad input: a one-line error naming the key, no folder, checked before any work ---
+
+
+@pytest.mark.parametrize("override,key", BAD_INPUT)
+def test_bad_input_is_refused_by_validate(override, key):
+    with pytest.raises(ConfigError) as error:
+        validate(compose_config([*TINY, *override.split()]), cuda_available=False)
+    assert key in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_memory_bound_is_a_config_key():
+    big = [*TINY, "probe.gradient_line.t_step=5e-7"]  # 4,000,001 points: about 7.7 GB
+    with pytest.raises(ConfigError, match="trainer.max_memory_gb=4"):
+        validate(compose_config(big), cuda_available=False)
+    validate(compose_config([*big, "trainer.max_memory_gb=10"]), cuda_available=False)
+
+
+@pytest.mark.slow
+def test_bad_input_on_the_command_line_leaves_nothing(tmp_path):
+    """Issue 8's cases as a user types them, plus a sweep with no jobs; four at a time (each
+    process takes 2 to 3 s of CPU to import torch and W&B, so the neighbours are checked above only)."""
+    cases = [(o.split(), key) for o, key in ISSUE_BAD_INPUT] + [
+        (["seed=range(0,0)", "--multirun"], "seed=range(0,0) gives no values"),
+    ]
+
+    def run(i: int):
+        cwd = tmp_path / str(i)
+        cwd.mkdir()
+        return cwd, run_cli(*TINY, *cases[i][0], cwd=cwd, timeout=120)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, range(len(cases))))
+    for (args, key), (cwd, result) in zip(cases, results):
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2, (args, result.stderr)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and key in lines[0], (args, result.stderr)
+        assert list(cwd.iterdir()) == [], args  # no outputs/ or multirun/ folder at all
+
+
+# --- kill -9, Ctrl-C, failure, then the same command again: one W&B run per job ---
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_sweep_then_rerun_gives_one_wandb_run_per_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [*LONG, "seed=0,1,2", f"hydra.sweep.dir={sweep}", "--multirun"]
+    first = start(*args, cwd=tmp_path, log=tmp_path / "first.log")
+    wait_for(lambda: training(sweep / "1"), what="job 1 to train")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert (sweep / "0" / "summary.json").exists() and not (sweep / "1" / "summary.json").exists()
+    assert len(offline_runs(sweep / "1")) == 1 and wandb_state(offline_runs(sweep / "1")[0]) != "finished (exit code 0)"
+    finished_before = (sweep / "0" / "summary.json").read_text()
+    second = run_cli(*args, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert (sweep / "0" / "summary.json").read_text() == finished_before  # not redone
+    assert_one_finished_run_per_job([sweep / str(n) for n in range(3)])
+
+
+@pytest.mark.slow
+def test_ctrl_c_records_interrupted_and_the_same_command_finishes_it(tmp_path):
+    job = tmp_path / "job"
+    args = [*LONG, f"hydra.run.dir={job}"]
+    first = start(*args, cwd=tmp_path, log=tmp_path / "first.log")
+    wait_for(lambda: training(job), what="the job to train")
+    first.send_signal(signal.SIGINT)
+    assert first.wait(timeout=60) == 130
+    output = (tmp_path / "first.log").read_text()
+    assert "Traceback" not in output
+    assert output.strip().splitlines()[-1].startswith(f"interrupted: {job} stopped (status interrupted)")
+    interrupted = summary(job)
+    assert interrupted["status"] == "interrupted" and interrupted["error"] == "KeyboardInterrupt"
+    (run,) = offline_runs(job)
+    assert wandb_state(run) == "failed (exit code 130)"  # closed, not left "running"
+    second = run_cli(*args, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert_one_finished_run_per_job([job])
+
+
+@pytest.mark.slow
+def test_a_failed_job_run_again_replaces_its_wandb_run_and_files(tmp_path):
+    job = tmp_path / "job"
+    (job / "history.csv").mkdir(parents=True)  # a real failure: the history cannot be written
+    failed = run_cli(*TINY, f"hydra.run.dir={job}", cwd=tmp_path)
+    assert failed.returncode != 0 and summary(job)["status"] == "failed"
+    assert len(offline_runs(job)) == 1
+    (job / "history.csv").rmdir()
+    again = run_cli(*TINY, f"hydra.run.dir={job}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert_one_finished_run_per_job([job])
+
+
+# --- concurrency: claims ---
+
+
+@pytest.mark.slow
+def test_two_identical_sweeps_at_once_run_each_job_once(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [*TINY, "trainer.epochs=1500", "seed=0,1,2,3", f"hydra.sweep.dir={sweep}", "--multirun"]
+    a = start(*args, cwd=tmp_path, log=tmp_path / "a.log")
+    b = start(*args, cwd=tmp_path, log=tmp_path / "b.log")
+    assert a.wait(timeout=300) == 0 and b.wait(timeout=300) == 0
+    logs = (tmp_path / "a.log").read_text() + (tmp_path / "b.log").read_text()
+    assert logs.count("completed: final loss") == 4  # each job trained by one process only
+    assert_one_finished_run_per_job([sweep / str(n) for n in range(4)])
+
+
+@pytest.mark.slow
+def test_two_single_jobs_in_the_same_second_get_two_complete_folders(tmp_path):
+    """Each job finds the default outputs/<date>/<time> of its start taken (by an earlier job's
+    folder, made here for the next minute) and both race for the next free name."""
+    now = datetime.now()
+    seconds = [now + timedelta(seconds=s) for s in range(60)]
+    taken = [tmp_path / "outputs" / f"{t:%Y-%m-%d}" / f"{t:%H-%M-%S}" for t in seconds]
+    for folder in taken:
+        (folder / ".hydra").mkdir(parents=True)
+        (folder / "summary.json").write_text('{"status": "completed", "seed": 99}')
+    time.sleep(1 - datetime.now().microsecond / 1e6)  # start both at the top of a second
+    one = start(*TINY, "seed=1", "probe=[gradient_line,hessian]", cwd=tmp_path, log=tmp_path / "one.log")
+    two = start(*TINY, "seed=2", cwd=tmp_path, log=tmp_path / "two.log")
+    assert one.wait(timeout=120) == 0 and two.wait(timeout=120) == 0
+    for folder in taken:  # the earlier jobs' folders are untouched
+        assert sorted(p.name for p in folder.iterdir()) == [".hydra", "summary.json"]
+        assert json.loads((folder / "summary.json").read_text())["seed"] == 99
+    new = [p for p in (tmp_path / "outputs").glob("*/*") if p not in taken]
+    assert len(new) == 2
+    by_seed = {summary(p)["seed"]: p for p in new}
+    assert sorted(by_seed) == [1, 2]
+    for seed, folder in by_seed.items():
+        assert f"seed: {seed}\n" in (folder / ".hydra" / "config.yaml").read_text()
+        assert (folder / "hessian.csv").exists() == (seed == 1)
+        assert f"seed={seed}" in (folder / ".hydra" / "overrides.yaml").read_text().replace("- ", "")
+    assert_one_finished_run_per_job(new)
+
+
+CLAIM_AND_WAIT = """
+import pathlib, sys, time
+from nesterov_landscape import job_claim
+job_claim.acquire(pathlib.Path(sys.argv[1]))
+print("claimed", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_a_folder_claimed_by_a_live_process_is_skipped_and_a_dead_ones_claim_taken_over(tmp_path):
+    sweep = tmp_path / "sweep"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", CLAIM_AND_WAIT, str(sweep / "1")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "claimed\n"
+        args = [*TINY, "seed=0,1", f"hydra.sweep.dir={sweep}", "--multirun"]
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert f"skipping job 1: {sweep / '1'} is in use by pid {holder.pid}" in result.stdout + result.stderr
+        assert not (sweep / "1" / "summary.json").exists() and not offline_runs(sweep / "1")
+        single = run_cli(*TINY, f"hydra.run.dir={sweep / '1'}", cwd=tmp_path)
+        lines = single.stderr.strip().splitlines()
+        assert single.returncode == 2 and len(lines) == 1 and f"in use by pid {holder.pid}" in lines[0]
+    finally:
+        holder.kill()  # kill -9: its claim dies with it
+        holder.wait()
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert_one_finished_run_per_job([sweep / "0", sweep / "1"])
+
+
+def test_claiming_a_folder_is_cheap(tmp_path):
+    folders = [tmp_path / str(i) for i in range(2000)]
+    for folder in folders:
+        folder.mkdir()
+    start_time = time.perf_counter()
+    for folder in folders:
+        job_claim.acquire(folder).release()
+    per_job = (time.perf_counter() - start_time) / len(folders)
+    assert per_job < 1e-3, f"{per_job * 1e6:.0f} us per claim and release"
+
+
+def test_a_claim_excludes_a_second_claimant(tmp_path):
+    claim = job_claim.acquire(tmp_path)
+    with pytest.raises(job_claim.FolderClaimed, match=f"pid {os.getpid()}"):
+        job_claim.acquire(tmp_path)  # a second open file description: flock excludes it too
+    claim.release()
+    job_claim.acquire(tmp_path).release()
+
+
+@pytest.mark.slow
+def test_joblib_workers_of_a_killed_sweep_stop_their_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [*LONG, "trainer.epochs=40000", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    parent = start(*args, f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path, log=tmp_path / "sweep.log")
+    workers = []
+    try:
+        wait_for(lambda: training(sweep / "0", 4000) and training(sweep / "1", 4000), what="both jobs to train")
+        workers = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout.split()
+        loky_workers = [pid for pid in workers if "LokyProcess" in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert len(loky_workers) == 2
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        for job in (sweep / "0", sweep / "1"):
+            wait_for(lambda: (job / "summary.json").exists(), timeout=30, what=f"{job} to stop")
+            assert summary(job)["status"] == "interrupted" and "sweep's process" in summary(job)["error"]
+            (run,) = offline_runs(job)
+            assert wandb_state(run) == "failed (exit code 130)"
+            assert not (job / job_claim.CLAIM_FILE).exists()
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in loky_workers), 30, "the workers to exit")
+    finally:
+        parent.kill()
+        parent.wait()
+        for pid in workers:  # loky's helper processes of the killed sweep, which this test started
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+# --- analysis: one job's files never stop it ---
+
+
+def analyse(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "multirun_analysis", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+GARBAGE = [  # (file, content), each in its own otherwise complete job
+    ("history.csv", b"epoch,loss,grad_norm\n0,abc,1\n"),
+    ("summary.json", b'{"status": "completed", "final_loss": "oops"}'),
+    ("summary.json", b'{"status": "completed", "final_lo'),  # truncated
+    ("summary.json", b'{"status": "completed", "config": "not a mapping"}'),
+    ("summary.json", b'["a", "list"]'),
+    ("summary.json", b'{"status": "completed", "final_loss": true}'),
+    ("landscape.csv", b"t,phi,phi_dd,mu\n0,1,2,\n0.1,x,2,3\n"),
+    ("history.csv", b"epoch,loss\n0,\xff\xfe\n"),  # not UTF-8
+    ("history.csv", b""),  # empty
+]
+
+
+def test_analysis_reports_every_bad_file_and_analyses_the_rest(tmp_path):
+    sweep = tmp_path / "sweep"
+    write_multirun_yaml(sweep, ["model.width=8", f"seed=range(0,{2 + len(GARBAGE)})"])
+    for seed in (0, 1):
+        write_job(
+            sweep / str(seed),
+            job_config(8, seed),
+            ["model.width=8", f"seed={seed}"],
+            completed_summary(10.0 ** -(10 + seed), 2.0, 1.0),
+            decaying_history(1 / 100),
+            2.0,
+        )
+    bad_files = []
+    for seed, (name, content) in enumerate(GARBAGE, start=2):
+        job = write_job(
+            sweep / str(seed),
+            job_config(8, seed),
+            ["model.width=8", f"seed={seed}"],
+            completed_summary(1e-10, 2.0, 1.0),
+            decaying_history(1 / 100),
+        )
+        (job / name).write_bytes(content)
+        bad_files.append(job / name)
+    result = analyse(str(sweep), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    for path in bad_files:
+        assert any(str(path) in line for line in warnings), path
+    runs = pd.read_csv(sweep / "analysis" / "runs.csv").set_index("seed")
+    assert list(runs.loc[[0, 1], "status"]) == ["completed", "completed"]
+    assert (runs.drop([0, 1])["status"] == "missing").all()
+    assert runs["duplicate"].sum() == 0
+    table = pd.read_csv(sweep / "analysis" / "summary.csv").iloc[0]
+    assert (table["completed"], table["missing"]) == (2, len(GARBAGE))
+    assert table["final_loss_min"] == 1e-11 and table["final_loss_max"] == 1e-10  # the good jobs only
+
+
+def test_analysis_interrupted_jobs_count_as_missing(tmp_path):
+    sweep = tmp_path / "sweep"
+    write_job(sweep / "0", job_config(8, 0), ["seed=0"], {"status": "interrupted", "error": "KeyboardInterrupt"})
+    write_job(sweep / "1", job_config(8, 1), ["seed=1"], completed_summary(1e-10, 2.0, 1.0), decaying_history(1 / 100))
+    result = analyse(str(sweep), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = pd.read_csv(sweep / "analysis" / "runs.csv").set_index("seed")
+    assert runs.loc[0, "status"] == "missing" and runs.loc[1, "status"] == "completed"
+
+
+def test_unstarted_jobs_of_a_sweep_without_folders_are_not_duplicates(tmp_path):
+    sweep = tmp_path / "sweep"
+    write_multirun_yaml(sweep, ["seed=0,1,2"])
+    result = analyse(str(sweep), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "duplicate" not in result.stderr
+    runs = pd.read_csv(sweep / "analysis" / "runs.csv")
+    assert sorted(runs["seed"]) == [0, 1, 2] and (runs["status"] == "missing").all() and runs["duplicate"].sum() == 0
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--out", "a_file/analysis"], "a_file is a file, not a folder"),
+        (["--out", "a_file"], "a_file is a file, not a folder"),
+        (["--workers", "0"], "--workers 0 is not allowed"),
+        (["--workers", "-3"], "--workers -3 is not allowed"),
+    ],
+)
+def test_analysis_argument_errors_are_one_line(args, message, tmp_path):
+    sweep = tmp_path / "sweep"
+    write_job(sweep / "0", job_config(8, 0), ["seed=0"], completed_summary(1e-10, 2.0, 1.0))
+    (tmp_path / "a_file").write_text("not a folder")
+    result = analyse(str(sweep), *args, cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+    assert not (sweep / "analysis").exists()
