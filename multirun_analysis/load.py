@@ -24,7 +24,7 @@ UNFINISHED = ("interrupted", "running", "skipped")  # statuses that count as mis
 NOT_METRICS = {"config", "versions", "job", "wandb", "status", "error", "seed"}
 # summary.json entries whose values are words (also any *_status, *precision); every other scalar
 # entry must be a number or null. A new word-valued summary entry belongs here.
-TEXT_KEYS = {"error", "device"}
+TEXT_KEYS = {"error", "device", "gpu", "trained_activation"}
 
 
 def is_text_key(key: str) -> bool:

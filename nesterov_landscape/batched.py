@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from . import probes, training
+from . import limits, probes, training
 from .config import Config
 from .mlp import forward
 from .problem import compiled, setup_problem
@@ -42,12 +42,26 @@ def stack_signature(config: Config) -> str | None:
     values = _flatten(dataclasses.asdict(config))
     fixed = {}
     for key, value in values.items():
-        if key.startswith(("logger.", "probe.")) or key == "trainer.resume" or key in STACKABLE_KEYS:
+        if (
+            key.startswith(("logger.", "probe."))
+            or key in ("trainer.resume", "trainer.max_memory_gb")
+            or key in STACKABLE_KEYS
+        ):
             continue
         if key.startswith("optimizer.") and key != "optimizer.name":
             value = "null" if value is None else type(value).__name__  # which are set, not their values
         fixed[key] = value
     return json.dumps(fixed, sort_keys=True, default=str)
+
+
+def runs_within_memory(config: Config) -> int:
+    """How many runs of this config one stack may hold under trainer.max_memory_gb: each run brings
+    its data, weights, optimizer state, activations and history; the stacked probe evaluates a
+    bounded number of lines at a time, so it counts once."""
+    parts = limits.memory_parts(config)
+    per_run = sum(p.bytes for p in parts if not p.name.startswith("probe."))
+    shared = sum(p.bytes for p in parts if p.name.startswith("probe."))
+    return max(1, int((config.trainer.max_memory_gb * limits.GB - shared) // per_run))
 
 
 def stacked_hyperparams(hyperparams: list[Any], device: torch.device, dtype: torch.dtype) -> Any:

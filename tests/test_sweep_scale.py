@@ -346,3 +346,18 @@ def test_a_stack_with_different_hyperparameters_per_run_gives_each_run_its_own(o
     # the runs really differ: no two final losses agree
     finals = [s.history[-1]["loss"] for s in stacked]
     assert len(set(finals)) == len(finals)
+
+
+def test_a_stack_holds_no_more_runs_than_trainer_max_memory_gb_allows():
+    from nesterov_landscape import limits
+    from nesterov_landscape.batched import runs_within_memory
+
+    from .test_batched import configs
+
+    (config,) = configs([])
+    parts = limits.memory_parts(config)
+    per_run = sum(p.bytes for p in parts if not p.name.startswith("probe."))
+    probe = sum(p.bytes for p in parts if p.name.startswith("probe."))
+    for runs in (1, 3, 40):
+        config.trainer.max_memory_gb = (probe + runs * per_run + per_run / 2) / limits.GB
+        assert runs_within_memory(config) == runs

@@ -91,11 +91,16 @@ def logged_matches_files(job, summary):
     assert public(overview(run)["config"]) == summary["config"]
 
 
+def has_run(job, run_id):
+    return any(path.name.endswith(f"-{run_id}") for path in offline_runs(job))
+
+
 def test_resume_skips_finished_jobs_reruns_changed_ones_and_resume_false_reruns_all(tmp_path):
     """A sweep of a diverging (lr 10) and a completing job, run four times into one folder: again with the
     second job's lr changed (the diverged job is skipped, the changed one re-runs), then twice with
     trainer.resume=false (both re-run each time, the second time with nothing else changed). A skipped
-    job keeps its summary.json, history.csv and W&B runs; a re-run job gets new files and one more W&B run."""
+    job keeps its summary.json, history.csv and W&B run; a re-run job gets new files and a new W&B run that
+    replaces the earlier one (one run per job folder, always)."""
     jobs, first = sweep(tmp_path, "optimizer.lr=10,0.005")
     assert [s["status"] for s in first] == ["diverged", "completed"]
     before = {n: {f: (jobs[n] / f).read_bytes() for f in ("summary.json", "history.csv")} for n in (0, 1)}
@@ -107,22 +112,23 @@ def test_resume_skips_finished_jobs_reruns_changed_ones_and_resume_false_reruns_
     assert second[1]["config"]["optimizer"]["lr"] == 0.004 and second[1]["status"] == "completed"
     assert second[1]["wandb"]["id"] != first[1]["wandb"]["id"]
     assert (jobs[1] / "history.csv").read_bytes() != before[1]["history.csv"]
-    assert [len(offline_runs(job)) for job in jobs] == [1, 2]
+    assert [len(offline_runs(job)) for job in jobs] == [1, 1]
+    assert has_run(jobs[0], first[0]["wandb"]["id"]) and not has_run(jobs[1], first[1]["wandb"]["id"])
     logged_matches_files(jobs[1], second[1])
 
     jobs, third = sweep(tmp_path, "optimizer.lr=10,0.004", "trainer.resume=false")
-    assert [len(offline_runs(job)) for job in jobs] == [2, 3]
+    assert [len(offline_runs(job)) for job in jobs] == [1, 1]
     assert third[0]["status"] == "diverged" and third[0]["epochs_run"] == first[0]["epochs_run"]
     assert third[1]["final_loss"] == second[1]["final_loss"]  # the same training, so the same weights
     for job, summary in zip(jobs, third):
         assert run_dir(job, summary["wandb"]["id"]).exists()
     # the same command again: nothing changed but trainer.resume=false, and both jobs run once more
     jobs, fourth = sweep(tmp_path, "optimizer.lr=10,0.004", "trainer.resume=false")
-    assert [len(offline_runs(job)) for job in jobs] == [3, 4]
+    assert [len(offline_runs(job)) for job in jobs] == [1, 1]
     assert [s["config"] for s in fourth] == [s["config"] for s in third]
     assert fourth[0]["config"]["trainer"]["resume"] is False
     for job, before_summary, summary in zip(jobs, third, fourth):
         assert summary["wandb"]["id"] != before_summary["wandb"]["id"]
-        assert run_dir(job, summary["wandb"]["id"]).exists() and run_dir(job, before_summary["wandb"]["id"]).exists()
+        assert has_run(job, summary["wandb"]["id"]) and not has_run(job, before_summary["wandb"]["id"])
     assert fourth[0]["status"] == "diverged" and fourth[1]["final_loss"] == third[1]["final_loss"]
     logged_matches_files(jobs[1], fourth[1])

@@ -170,15 +170,17 @@ class BatchedLauncher(Launcher):
         self, jobs: list[tuple[int, Sequence[str]]], job_overrides: Sequence[Sequence[str]]
     ) -> Iterator[list[Job]]:
         """Stacks of jobs with equal signatures, streamed as they fill so the first trains at once.
-        A stack holds at most max_batch runs and about N / workers, so every worker gets one."""
+        A stack holds at most max_batch runs, about N / workers so that every worker gets one, and
+        no more than trainer.max_memory_gb allows."""
         import torch
 
-        from nesterov_landscape.batched import stack_signature
+        from nesterov_landscape.batched import runs_within_memory, stack_signature
         from nesterov_landscape.config import ConfigError, validate_values
         from nesterov_landscape.train import finished_summary
 
         size = self._stack_size(len(jobs))
         filling: dict[str, list[Job]] = defaultdict(list)
+        limit: dict[str, int] = {}  # runs per stack, by signature
         cuda = torch.cuda.is_available()
         for idx, overrides in jobs:
             job = self.job_configs.job(idx, overrides)
@@ -195,8 +197,10 @@ class BatchedLauncher(Launcher):
             if signature is None:
                 yield [job]
                 continue
+            if signature not in limit:
+                limit[signature] = min(size, runs_within_memory(config))
             filling[signature].append(job)
-            if len(filling[signature]) == size:
+            if len(filling[signature]) == limit[signature]:
                 yield filling.pop(signature)
         yield from filling.values()
 
