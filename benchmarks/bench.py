@@ -113,7 +113,7 @@ def step_section(rows: list, notes: list) -> None:
     eager = train_together(paper_configs(50))
     compiled = train_together(paper_configs(50, "trainer.compile=true"))
     rows += [
-        ("training per run: one run alone (eager)", single, "1.00x"),
+        ("training per run: a stack of one run (eager)", single, "1.00x"),
         ("training per run per core: 50-run stack, eager", eager[0].seconds, f"{single / eager[0].seconds:.2f}x"),
         (
             "training per run per core: 50-run stack, compiled (rational tanh)",
