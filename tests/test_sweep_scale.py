@@ -361,3 +361,16 @@ def test_a_stack_holds_no_more_runs_than_trainer_max_memory_gb_allows():
     for runs in (1, 3, 40):
         config.trainer.max_memory_gb = (probe + runs * per_run + per_run / 2) / limits.GB
         assert runs_within_memory(config) == runs
+
+
+@pytest.mark.slow
+def test_one_bad_job_of_a_batched_sweep_fails_alone(tmp_path):
+    """Issue 8's reproduction 4: seed=-1 is refused with one line and leaves no folder; the others run."""
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        *TINY, "seed=-1,0,1", "hydra/launcher=batched", f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path
+    )
+    assert result.returncode != 0 and "invalid config: seed=-1 is not allowed" in result.stderr
+    assert not (sweep / "0").exists()
+    done = [json.loads((sweep / str(i) / "summary.json").read_text()) for i in (1, 2)]
+    assert [s["status"] for s in done] == ["completed", "completed"] and done[0]["stacked_with"] == 1
