@@ -172,7 +172,7 @@ def test_a_worker_killed_mid_stack_then_the_same_command_finishes_only_the_rest(
         "-m",
         "nesterov_landscape",
         *TINY,
-        "trainer.epochs=20000",
+        "trainer.epochs=40000",
         "trainer.log_every=1000",
         "seed=0,1,2,3,4,5",
         "hydra/launcher=batched",
