@@ -172,22 +172,16 @@ def train_stacked(
     runs, device = params.shape[0], params.device
     state = optimizer.init(params)
     active = torch.ones(runs, dtype=torch.bool, device=device)
-    # per run: the epoch it diverged at (-1: not), and its loss and gradient norm then
-    diverged_at = torch.full((runs,), -1, dtype=torch.long, device=device)
-    diverged_loss = torch.zeros(runs, dtype=params.dtype, device=device)
-    diverged_grad_norm = torch.zeros(runs, dtype=params.dtype, device=device)
+    diverged_at = torch.full((runs,), -1, dtype=torch.long, device=device)  # -1: not diverged
     epoch_now = torch.zeros((), dtype=torch.long, device=device)
 
-    def update(params, grads, losses, state, active, diverged_at, diverged_loss, diverged_grad_norm, epoch_now):
-        grad_norms = grads.norm(dim=1)
+    def update(params, grads, losses, state, active, diverged_at, epoch_now):
         newly = active & ~torch.isfinite(losses)
         diverged_at = torch.where(newly, epoch_now, diverged_at)
-        diverged_loss = torch.where(newly, losses, diverged_loss)
-        diverged_grad_norm = torch.where(newly, grad_norms, diverged_grad_norm)
         active = active & ~newly
         stepped, state = optimizer.step(hyperparams, params, grads, state)
         params = torch.where(active.unsqueeze(1), stepped, params)
-        return params, state, active, diverged_at, diverged_loss, diverged_grad_norm, epoch_now + 1, grad_norms
+        return params, state, active, diverged_at, epoch_now + 1
 
     if compile:
         update = torch.compile(update, dynamic=False)
@@ -198,16 +192,13 @@ def train_stacked(
         w = params.detach().requires_grad_()
         losses = loss_fn(w)
         (grads,) = torch.autograd.grad(losses.sum(), w)
-        was_active = active
-        stepped = update(
-            params, grads, losses.detach(), state, active, diverged_at, diverged_loss, diverged_grad_norm, epoch_now
-        )
+        stepped = update(params, grads, losses.detach(), state, active, diverged_at, epoch_now)
         if epoch % log_every == 0 or epoch == epochs:  # the host reads rows only here
-            grad_norms = stepped[-1]
-            _read_rows(histories, logged_active, epoch, was_active, losses, grad_norms, stepped[3:6])
+            _read_rows(histories, logged_active, epoch, losses, grads.norm(dim=1), stepped[3])
             if epoch == epochs or not any(logged_active):
+                diverged_at = stepped[3]  # a run may diverge at the last epoch; its weights stay
                 break
-        params, state, active, diverged_at, diverged_loss, diverged_grad_norm, epoch_now, _ = stepped
+        params, state, active, diverged_at, epoch_now = stepped
         epoch += 1
     share = (time.perf_counter() - start) / runs
     at = diverged_at.tolist()
@@ -225,20 +216,13 @@ def train_stacked(
     ]
 
 
-def _read_rows(histories, logged_active, epoch, was_active, losses, grad_norms, divergence) -> None:
-    """History rows at logging point `epoch`: each run still active before this epoch's update
-    gets its row here (a non-finite loss included); a run that diverged since the last logging
-    point gets the row of the epoch it diverged at, with the loss and gradient norm it had then."""
-    diverged_at, diverged_loss, diverged_grad_norm = (t.tolist() for t in divergence)
-    active, loss, grad_norm = was_active.tolist(), losses.detach().tolist(), grad_norms.tolist()
+def _read_rows(histories, logged_active, epoch, losses, grad_norms, diverged_at) -> None:
+    """History rows at logging point `epoch`: a run still going gets its row of this epoch; a run
+    that diverged since the last logging point (this epoch included) gets the row of the epoch it
+    diverged at. A diverged run's weights are frozen, so its loss and gradient norm now are those
+    of that epoch."""
+    at, loss, grad_norm = diverged_at.tolist(), losses.detach().tolist(), grad_norms.tolist()
     for run, history in enumerate(histories):
-        if not logged_active[run]:
-            continue
-        if active[run]:
-            history.append({"epoch": epoch, "loss": loss[run], "grad_norm": grad_norm[run]})
-        else:
-            history.append(
-                {"epoch": diverged_at[run], "loss": diverged_loss[run], "grad_norm": diverged_grad_norm[run]}
-            )
-        if diverged_at[run] >= 0:
-            logged_active[run] = False
+        if logged_active[run]:
+            history.append({"epoch": epoch if at[run] < 0 else at[run], "loss": loss[run], "grad_norm": grad_norm[run]})
+            logged_active[run] = at[run] < 0

@@ -188,7 +188,7 @@ def test_a_worker_killed_mid_stack_then_the_same_command_finishes_only_the_rest(
     while len(workers) < 2 and time.monotonic() < deadline:  # not the resource tracker, not wandb's service
         workers = [c for c in children(sweep_process.pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
         time.sleep(0.2)
-    time.sleep(8)  # started and training their first stacks (each takes longer than that)
+    time.sleep(8)  # both are training their first stacks: a stack of two trains for about 13 s here
     os.kill(workers[0], signal.SIGKILL)
     _, stderr = sweep_process.communicate(timeout=300)
     assert sweep_process.returncode != 0 and b"worker process died" in stderr
@@ -228,6 +228,14 @@ def test_a_run_diverging_between_logging_points_keeps_the_row_of_its_epoch():
         )
     assert stacked[0].history[-1]["epoch"] == stacked[0].epochs_run
     assert stacked[1].status == "completed" and [r["epoch"] for r in stacked[1].history] == list(range(0, 201, 5))
+
+
+def test_a_run_diverging_at_the_last_epoch_is_diverged():
+    stacked, alone = stack_and_alone(
+        ["optimizer.lr=10", "seed=0", "trainer.epochs=76"], ["seed=1", "trainer.epochs=76"]
+    )
+    assert (stacked[0].status, stacked[0].epochs_run) == (alone[0].status, alone[0].epochs_run) == ("diverged", 76)
+    assert stacked[0].history[-1]["epoch"] == 76 and stacked[1].status == "completed"
 
 
 @pytest.mark.slow

@@ -151,7 +151,7 @@ class BatchedLauncher(Launcher):
         self.returns: dict[int, JobReturn] = {}
         self.job_name = str(self.config.hydra.job.name)
         try:
-            self._run(self._stacks(jobs, job_overrides))
+            self._run(self._stacks(jobs))
         finally:
             self.progress.close()
             self.job_configs = None
@@ -166,9 +166,7 @@ class BatchedLauncher(Launcher):
     def _stack_size(self, n_jobs: int) -> int:
         return max(1, min(self.max_batch, math.ceil(n_jobs / self.n_jobs)))
 
-    def _stacks(
-        self, jobs: list[tuple[int, Sequence[str]]], job_overrides: Sequence[Sequence[str]]
-    ) -> Iterator[list[Job]]:
+    def _stacks(self, jobs: list[tuple[int, Sequence[str]]]) -> Iterator[list[Job]]:
         """Stacks of jobs with equal signatures, streamed as they fill so the first trains at once.
         A stack holds at most max_batch runs, about N / workers so that every worker gets one, and
         no more than trainer.max_memory_gb allows."""

@@ -241,15 +241,12 @@ class JobConfigs:
         template = self.template(groups)
         patches = [self.patch(template, o) for o in values]
         task_overrides = [o for o in overrides if not self._parse(o).is_hydra_override()]
-        hydra_job = template.hydra["job"]
+        hydra_job = template.hydra["job"]  # value overrides never change the Hydra node
         override_dirname = get_overrides_dirname(
-            overrides=[self._parse(o) for o in task_overrides],
-            kv_sep=hydra_job["config"]["override_dirname"]["kv_sep"],
-            item_sep=hydra_job["config"]["override_dirname"]["item_sep"],
-            exclude_keys=hydra_job["config"]["override_dirname"]["exclude_keys"],
+            overrides=[self._parse(o) for o in task_overrides], **hydra_job["config"]["override_dirname"]
         )
         if not template.fast or any(p.interpolates for p in patches):
-            return self._composed_job(idx, list(overrides), template, values, task_overrides)
+            return self._composed_job(idx, list(overrides), template, values, task_overrides, override_dirname)
         task = _copy_tree(template.task)
         for patch in patches:
             _apply(task, patch)
@@ -261,7 +258,13 @@ class JobConfigs:
         return Job(idx, list(overrides), output_dir, task, task, hydra)
 
     def _composed_job(
-        self, idx: int, overrides: list[str], template: _Template, values: list[str], task_overrides: list[str]
+        self,
+        idx: int,
+        overrides: list[str],
+        template: _Template,
+        values: list[str],
+        task_overrides: list[str],
+        override_dirname: str,
     ) -> Job:
         """The slow, general path: the rest of Hydra's composition on a copy of the template, and
         the job's Hydra config in place while its interpolations resolve."""
@@ -269,12 +272,7 @@ class JobConfigs:
         ConfigLoaderImpl._apply_overrides_to_config([self._parse(o) for o in values], config)
         with read_write(config.hydra), open_dict(config.hydra):
             config.hydra.overrides.task = task_overrides
-            config.hydra.job.override_dirname = get_overrides_dirname(
-                overrides=[self._parse(o) for o in task_overrides],
-                kv_sep=config.hydra.job.config.override_dirname.kv_sep,
-                item_sep=config.hydra.job.config.override_dirname.item_sep,
-                exclude_keys=config.hydra.job.config.override_dirname.exclude_keys,
-            )
+            config.hydra.job.override_dirname = override_dirname
             config.hydra.job.id = idx
             config.hydra.job.num = idx
         OmegaConf.copy_cache(from_config=self.master, to_config=config)
