@@ -12,7 +12,7 @@ import torch
 from . import limits, probes, training
 from .config import Config
 from .mlp import forward
-from .problem import compiled, setup_problem
+from .problem import setup_problem
 from .training import TrainResult, mean_squared_error
 
 # Keys whose values may differ inside one stack; optimizer scalars are added per optimizer.
@@ -102,9 +102,6 @@ def train_together(configs: list[Config]) -> list[TrainResult]:
     def loss_fn(w: torch.Tensor) -> torch.Tensor:
         return mean_squared_error(config.loss, forward(shape, config.model.activation, w, x, fast), y)
 
-    compile_seconds = 0.0
-    if config.trainer.compile:
-        loss_fn, compile_seconds = compiled(loss_fn, params)
     results = training.train_stacked(
         loss_fn,
         params,
@@ -115,7 +112,6 @@ def train_together(configs: list[Config]) -> list[TrainResult]:
         config.trainer.compile,
     )
     for result in results:
-        result.compile_seconds = compile_seconds / len(results)
         result.activation = "rational_tanh" if fast else config.model.activation
     line = config.probe.get("gradient_line")
     completed = [i for i, r in enumerate(results) if r.status == "completed"]

@@ -328,7 +328,9 @@ PER_RUN_VALUES = {
 @pytest.mark.parametrize("optimizer", list(PER_RUN_VALUES))
 def test_a_stack_with_different_hyperparameters_per_run_gives_each_run_its_own(optimizer):
     """Every scalar of every optimizer may differ inside a stack: histories (every column) and
-    the stacked probe equal each run alone."""
+    the stacked probe equal each run alone. 40 epochs: beyond about 45, rounding differences of the
+    stacked matmuls (1e-16) grow to 1e-10 in the second Adam run (lr 0.01, eps 1e-4), which tells
+    nothing about its hyperparameters."""
     import torch
 
     from nesterov_landscape.probes import gradient_line, t_grid
@@ -336,7 +338,7 @@ def test_a_stack_with_different_hyperparameters_per_run_gives_each_run_its_own(o
 
     from .test_batched import configs
 
-    grid = ["probe.gradient_line.t_step=0.25", "trainer.epochs=60", f"optimizer={optimizer}"]
+    grid = ["probe.gradient_line.t_step=0.25", "trainer.epochs=40", f"optimizer={optimizer}"]
     runs = [[*grid, f"seed={seed}", *values] for seed in (0, 1) for values in PER_RUN_VALUES[optimizer]]
     stacked, alone = stack_and_alone(*runs)
     for s, a, config in zip(stacked, alone, configs(*runs)):
