@@ -99,11 +99,24 @@ def line_profiles(
         phi_d_exact, phi_dd_exact = torch.cat(phi_d_exact, 1), torch.cat(phi_dd_exact, 1)
     else:
         phi_d_exact = phi_dd_exact = torch.full_like(phi, math.nan)
+
+    # Finite differences need phi at t +- h and at 0, +-h; most of those points are on the grid
+    # already (all but two when h is a multiple of t_step, as by default): only the others are
+    # evaluated. Points are matched on a 1e-6 h lattice, far below any t_step in use.
+    def lattice(points: torch.Tensor) -> torch.Tensor:
+        return torch.round(points / (h * 1e-6)).long()
+
+    needed = torch.cat([grid + h, grid - h, torch.tensor([h, 0.0, -h], dtype=grid.dtype)])
+    grid_keys, needed_keys = lattice(grid), lattice(needed)
+    off_grid = ~torch.isin(needed_keys, grid_keys)
+    extra_keys, inverse = needed_keys[off_grid].unique(return_inverse=True)
+    extra_t = torch.empty(len(extra_keys), dtype=grid.dtype).scatter_(0, inverse, needed[off_grid])
+    extra_t = extra_t.to(device=w.device, dtype=w.dtype)
     with torch.no_grad():
-        zero = torch.zeros(1, dtype=w.dtype, device=w.device)
-        shifted = torch.cat(
-            [phi_of(part) for part in torch.cat([t + h, t - h, zero + h, zero, zero - h]).split(2 * points)], 1
-        )
+        extra = [phi_of(part) for part in extra_t.split(points)]
+    keys, order = torch.cat([grid_keys, extra_keys]).sort()
+    values = torch.cat([phi, *extra], 1)[:, order.to(w.device)]
+    shifted = values[:, torch.searchsorted(keys, needed_keys).to(w.device)]
     n = len(t)
     plus, minus, around_0 = shifted[:, :n], shifted[:, n : 2 * n], shifted[:, 2 * n :]
     phi_dd_at_0 = ((around_0[:, 0] - 2 * around_0[:, 1] + around_0[:, 2]) / h**2).tolist()

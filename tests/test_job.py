@@ -196,7 +196,9 @@ def test_summary_minima_equal_the_minima_recomputed_from_landscape_csv(tmp_path)
     landscape.csv; the phi'' column is the central difference of the phi column (h = t_step = 0.01,
     so t +- h are the neighbouring rows), mu follows its formula from the phi and phi' columns and is
     empty exactly where |t| < 0.05."""
-    summary, out = run_job(tmp_path, "trainer.precision=float64", "probe.gradient_line.mu_cutoff=0.05")
+    summary, out = run_job(
+        tmp_path, "trainer.precision=float64", "probe.gradient_line.mu_cutoff=0.05", "probe.gradient_line.exact=true"
+    )
     rows = read_csv(out / "landscape.csv")
     assert len(rows) == 201 and {r["epoch"] for r in rows} == {20}
     t = [r["t"] for r in rows]

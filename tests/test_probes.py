@@ -121,6 +121,29 @@ def test_finite_difference_curvature_agrees_with_hessian_vector_product():
     torch.testing.assert_close(line.profile.phi_d, line.profile.phi_d_exact, rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.parametrize("h", [0.01, 0.003])
+def test_finite_differences_evaluate_only_the_points_off_the_grid(problem, h):
+    """phi at t +- h and 0, +-h comes from the grid where it is on it: with h = t_step only the two
+    points beyond the ends are evaluated besides the grid; with h = 0.003, 2 per grid point (those
+    around 0 among them). Either way the differences are those of the closed form."""
+    hessian, minimizer, w = problem
+    loss, slope, curvature = closed_form(hessian, minimizer, w)
+    rows = []
+
+    def counting(weights):
+        rows.append(1 if weights.dim() == 1 else weights.shape[0])
+        return quadratic(hessian, minimizer)(weights)
+
+    line = gradient_line(counting, w, GRID, h=h, inf_phi="zero", mu_cutoff=0.05, exact=False)
+    gradient_and_curvature = 2  # the gradient at w, then one Hessian-vector product
+    off_grid = 2 if h == 0.01 else 2 * len(GRID)
+    assert sum(rows) == len(GRID) + off_grid + gradient_and_curvature
+    torch.testing.assert_close(line.profile.phi_dd, torch.full_like(GRID, curvature), rtol=1e-8, atol=0)
+    torch.testing.assert_close(line.profile.phi_d, slope + curvature * GRID, rtol=1e-10, atol=1e-10)
+    assert line.profile.phi_dd_at_0 == pytest.approx(curvature, rel=1e-8)
+    assert line.profile.phi_d_exact.isnan().all()
+
+
 def test_hessian_vector_product_against_gradient_differences():
     loss, w = mlp_loss()
     v = torch.randn(w.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
