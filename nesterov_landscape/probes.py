@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-INF_PHI = ("zero", "grid_min")
+from .choices import INF_PHI
 
 
 def t_grid(t_min: float, t_max: float, t_step: float) -> torch.Tensor:

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from nesterov_landscape.choices import ACTIVATION_NAMES
 from nesterov_landscape.mlp import ACTIVATIONS, INITS, MLPShape, forward, init_params
 
 
@@ -82,3 +83,7 @@ def test_autograd_gradient_matches_finite_differences(activation):
     basis = torch.eye(shape.n_params, dtype=torch.float64)
     fd = torch.stack([(loss(params + eps * e) - loss(params - eps * e)) / (2 * eps) for e in basis])
     torch.testing.assert_close(grad, fd, rtol=1e-6, atol=1e-9)
+
+
+def test_the_network_implements_exactly_the_activations_the_config_allows():
+    assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
