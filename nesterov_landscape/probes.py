@@ -194,6 +194,10 @@ def hessian_vector_product(loss_fn, w: torch.Tensor):
     return product
 
 
+# GradientLine.columns()'s names, in order: landscape.csv's columns after the epoch
+GRADIENT_LINE_COLUMNS = ("t", "phi", "phi_d", "phi_dd", "mu", "phi_d_exact", "phi_dd_exact", "mu_exact")
+
+
 @dataclass
 class GradientLine:
     profile: LineProfile
@@ -204,16 +208,8 @@ class GradientLine:
 
     def columns(self) -> dict[str, torch.Tensor]:
         p = self.profile
-        return {
-            "t": p.t,
-            "phi": p.phi,
-            "phi_d": p.phi_d,
-            "phi_dd": p.phi_dd,
-            "mu": self.mu,
-            "phi_d_exact": p.phi_d_exact,
-            "phi_dd_exact": p.phi_dd_exact,
-            "mu_exact": self.mu_exact,
-        }
+        values = (p.t, p.phi, p.phi_d, p.phi_dd, self.mu, p.phi_d_exact, p.phi_dd_exact, self.mu_exact)
+        return dict(zip(GRADIENT_LINE_COLUMNS, values, strict=True))
 
     def scalars(self, radii: list[float]) -> dict[str, float]:
         """phi_dd_at_0, phi_dd_exact_at_0 and, for each radius r, the minima of phi'' and mu
