@@ -133,7 +133,7 @@ class WandbConfig:
     mode: str = one_of("offline", "online", "disabled")
     project: str = field()
     entity: Optional[str] = field()
-    group: Optional[str] = field()  # null: the multirun's sweep name
+    group: Optional[str] = field()  # null: in a multirun, the sweep folder's path with "/" replaced by "_"
     job_type: str = field()
     # W&B's own rules, which it enforces with a traceback even offline
     tags: list[str] = constrained(lambda v: all(1 <= len(t) <= 64 for t in v), "a list of tags of 1 to 64 characters")
@@ -156,7 +156,7 @@ class TrainerConfig:
     device: str = one_of("cpu", "cuda", "auto")
     log_every: int = at_least(1)
     threads: int = at_least(1)  # torch intra-op threads per job, at most the cores (checked below)
-    noise: str = one_of(*NOISE_KINDS)  # gradient noise added to the full-batch gradient
+    noise: str = one_of(*NOISE_KINDS)  # noise added to each update's gradient: the full batch's or the mini-batch's
     noise_sigma: float = non_negative()
     compile: bool = field()  # torch.compile the loss (forward and backward); pays off for long runs
     resume: bool = field()  # skip a job whose folder already holds a finished run of the same config
