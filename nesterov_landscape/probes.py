@@ -9,9 +9,9 @@ gradient g = grad L(w) / |grad L(w)|, phi(t) = L(w + t g), and
     mu(t)    = 2 (t phi'(t) - phi(t) + inf phi) / t^2       (strong-aiming estimate, |t| >= cutoff).
 
 Beside the finite differences every line probe gives phi''(0) = g^T H g by a Hessian-vector
-product and, where asked (`exact`), the exact phi'(t), phi''(t) by automatic differentiation in t. `random_line` does the
-same along random unit directions; `hessian` finds the top Hessian eigenvalues (Lanczos) and the
-trace (Hutchinson) from Hessian-vector products.
+product and, where asked (`exact`), the exact phi'(t), phi''(t) by automatic differentiation in t.
+`random_line` does the same along random unit directions; `hessian` finds the top Hessian
+eigenvalues (Lanczos) and the trace (Hutchinson) from Hessian-vector products.
 """
 
 import math

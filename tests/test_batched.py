@@ -117,7 +117,7 @@ def test_stacked_probe_equals_the_probe_of_each_run():
         problem, line = setup_problem(config), config.probe["gradient_line"]
         grid_t = t_grid(line.t_min, line.t_max, line.t_step)
         alone = gradient_line(
-            problem.loss_in(problem.dtype), result.params, grid_t, line.h, line.inf_phi, line.mu_cutoff
+            problem.loss_in(problem.dtype), result.params, grid_t, line.h, line.inf_phi, line.mu_cutoff, line.exact
         )
         for name, values in result.gradient_line.columns().items():
             torch.testing.assert_close(values, alone.columns()[name], rtol=1e-9, atol=1e-12, equal_nan=True)

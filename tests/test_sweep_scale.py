@@ -343,7 +343,13 @@ def test_a_stack_with_different_hyperparameters_per_run_gives_each_run_its_own(o
                 assert rs[column] == pytest.approx(ra[column], rel=1e-10), column
         problem, line = setup_problem(config), config.probe["gradient_line"]
         probe = gradient_line(
-            problem.loss_in(problem.dtype), a.params, t_grid(-1, 1, 0.25), line.h, line.inf_phi, line.mu_cutoff
+            problem.loss_in(problem.dtype),
+            a.params,
+            t_grid(-1, 1, 0.25),
+            line.h,
+            line.inf_phi,
+            line.mu_cutoff,
+            line.exact,
         )
         for name, values in s.gradient_line.columns().items():
             torch.testing.assert_close(values, probe.columns()[name], rtol=1e-8, atol=1e-12, equal_nan=True)
