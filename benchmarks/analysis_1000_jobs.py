@@ -3,24 +3,21 @@
 x 100 seeds. Prints a table of the phases and their share. Run: make bench-analysis"""
 
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from multirun_analysis.figures import make_figures  # noqa: E402
-from multirun_analysis.load import load_sweeps  # noqa: E402
-from multirun_analysis.report import write_report  # noqa: E402
-from multirun_analysis.tables import add_derived_columns, group_keys, summarize  # noqa: E402
-from tests.synthetic import (
+from multirun_analysis.figures import make_figures
+from multirun_analysis.load import load_sweeps
+from multirun_analysis.report import write_report
+from multirun_analysis.synthetic import (
     completed_summary,
     decaying_history,
     job_config,
-    write_job,  # noqa: E402
+    write_job,
     write_multirun_yaml,
 )
+from multirun_analysis.tables import add_derived_columns, group_keys, summarize
 
 
 def build(sweep: Path) -> None:

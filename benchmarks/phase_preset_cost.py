@@ -10,18 +10,16 @@ Run: .venv/bin/python benchmarks/phase_preset_cost.py --sweep multirun/phase-red
 import argparse
 import copy
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from nesterov_landscape.batched import train_together
+from nesterov_landscape.config import register_configs, validate
 
-from nesterov_landscape.batched import train_together  # noqa: E402
-from nesterov_landscape.config import register_configs, validate  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PRESET_EPOCHS = 10_000
 MOMENTA, SEEDS = (0.9, 0.95, 0.99), range(20)

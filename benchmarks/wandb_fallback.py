@@ -7,14 +7,11 @@ Run: .venv/bin/python benchmarks/wandb_fallback.py [--out benchmarks/wandb_fallb
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from nesterov_landscape.wandb_run import start_run  # noqa: E402
+from nesterov_landscape.wandb_run import start_run
 
 # a key, and a server on this machine that refuses connections (set before wandb's first start, which reads it)
 UNREACHABLE_URL = "http://127.0.0.1:9"

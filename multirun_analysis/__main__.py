@@ -54,7 +54,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, help="output folder (default: <first sweep>/analysis)")
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read online runs from W&B instead of folders")
-    parser.add_argument("--group", help="with --wandb: the W&B group (the sweep's name)")
+    parser.add_argument("--group", help="with --wandb: the W&B group (summary.json's wandb.group)")
     parser.add_argument("--workers", type=int, default=8, help="threads reading job files (default 8)")
     parser.add_argument("--root", type=Path, default=Path("multirun"), help="where to look for the newest sweep")
     return parser.parse_args(argv)

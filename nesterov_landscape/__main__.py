@@ -12,7 +12,6 @@ from omegaconf import DictConfig
 from .config import ConfigError, register_configs
 from .interruption import SweepProcessDied
 from .job_claim import FolderClaimed
-from .train import train
 
 log = logging.getLogger("nesterov_landscape")
 register_configs()
@@ -20,6 +19,9 @@ register_configs()
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    # Imported here, not at the top: the job brings torch and W&B (seconds), which --help and --cfg do not need.
+    from .train import train
+
     try:
         train(cfg)
     except ConfigError as error:

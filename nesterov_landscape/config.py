@@ -15,14 +15,10 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from .constraints import at_least, constrained, finite, non_negative, one_of, positive, seed_value, violation
-from .data import INPUT_DISTS, LABELS
+from .choices import ACTIVATION_NAMES, INF_PHI, INITS, INPUT_DISTS, LABELS, LOSSES, NOISE_KINDS, PRECISIONS
 from .limits import available_cores, grid_points, memory_error
-from .mlp import ACTIVATIONS, INITS, MLPShape
+from .mlp_shape import MLPShape
 from .optimizers import OPTIMIZERS
-from .probes import INF_PHI
-from .training import LOSSES, NOISE_KINDS
-
-PRECISIONS = ("float32", "float64")
 
 
 class ConfigError(ValueError):
@@ -34,7 +30,7 @@ class MLPConfig:
     name: str = one_of("mlp")
     depth: int = at_least(1)  # hidden layers; the network has depth + 1 linear maps
     width: int = at_least(1)
-    activation: str = one_of(*ACTIVATIONS)
+    activation: str = one_of(*ACTIVATION_NAMES)
     bias: bool = field()
     init: str = one_of(*INITS)
 
@@ -47,7 +43,7 @@ class TeacherConfig:
     input_dist: str = one_of(*INPUT_DISTS)
     teacher_depth: int = at_least(1)
     teacher_width: int = at_least(1)
-    teacher_activation: str = one_of(*ACTIVATIONS)
+    teacher_activation: str = one_of(*ACTIVATION_NAMES)
     labels: str = one_of(*LABELS)
     label_noise: float = non_negative()
     batch_size: Optional[int] = at_least(1)  # null: full batch
@@ -137,7 +133,7 @@ class WandbConfig:
     mode: str = one_of("offline", "online", "disabled")
     project: str = field()
     entity: Optional[str] = field()
-    group: Optional[str] = field()  # null: the multirun's sweep name
+    group: Optional[str] = field()  # null: in a multirun, the sweep folder's path with "/" replaced by "_"
     job_type: str = field()
     # W&B's own rules, which it enforces with a traceback even offline
     tags: list[str] = constrained(lambda v: all(1 <= len(t) <= 64 for t in v), "a list of tags of 1 to 64 characters")
@@ -160,7 +156,7 @@ class TrainerConfig:
     device: str = one_of("cpu", "cuda", "auto")
     log_every: int = at_least(1)
     threads: int = at_least(1)  # torch intra-op threads per job, at most the cores (checked below)
-    noise: str = one_of(*NOISE_KINDS)  # gradient noise added to the full-batch gradient
+    noise: str = one_of(*NOISE_KINDS)  # noise added to each update's gradient: the full batch's or the mini-batch's
     noise_sigma: float = non_negative()
     compile: bool = field()  # torch.compile the loss (forward and backward); pays off for long runs
     resume: bool = field()  # skip a job whose folder already holds a finished run of the same config

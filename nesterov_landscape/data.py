@@ -4,10 +4,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .choices import INPUT_DISTS, LABELS
 from .mlp import MLPShape, forward, init_params
-
-INPUT_DISTS = ("normal", "uniform")
-LABELS = ("standardize", "raw")
 
 
 @dataclass(frozen=True)

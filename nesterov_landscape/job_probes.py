@@ -24,9 +24,6 @@ def pl_ratio(loss: float, grad_norm: float, inf_loss: float) -> float:
     return grad_norm**2 / (2 * gap) if gap > 0 else math.nan
 
 
-GRADIENT_LINE_COLUMNS = ["t", "phi", "phi_d", "phi_dd", "mu", "phi_d_exact", "phi_dd_exact", "mu_exact"]
-
-
 def probe_precision(precision: str | None, train_dtype: torch.dtype) -> torch.dtype:
     return getattr(torch, precision) if precision else train_dtype
 

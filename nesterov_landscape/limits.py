@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .mlp import MLPShape
+from .mlp_shape import MLPShape
 
 GB = 1e9
 # Rows of weight vectors line_profiles evaluates per call (probes.line_profiles' `rows`).

@@ -6,10 +6,12 @@ of shape (P,) for one network or (B, P) for B networks evaluated on the same inp
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from .choices import INITS
+from .mlp_shape import MLPShape
 
 
 def rational_tanh(z: torch.Tensor) -> torch.Tensor:
@@ -53,28 +55,6 @@ ACTIVATIONS = {
 }
 # Used in place of the exact activation only where asked (a compiled float32 stack).
 FAST_ACTIVATIONS = {"tanh": _RationalTanh.apply}
-INITS = ("pytorch", "xavier_normal", "lecun_normal")
-
-
-@dataclass(frozen=True)
-class MLPShape:
-    """`depth` hidden layers of `width` units: depth + 1 linear maps from input_dim to output_dim."""
-
-    input_dim: int
-    width: int
-    depth: int
-    bias: bool = True
-    output_dim: int = 1
-
-    @property
-    def layers(self) -> list[tuple[int, int]]:
-        """(fan_in, fan_out) of each linear map."""
-        sizes = [self.input_dim] + [self.width] * self.depth + [self.output_dim]
-        return list(zip(sizes[:-1], sizes[1:]))
-
-    @property
-    def n_params(self) -> int:
-        return sum(fan_in * fan_out + (fan_out if self.bias else 0) for fan_in, fan_out in self.layers)
 
 
 def init_params(shape: MLPShape, init: str, generator: torch.Generator) -> torch.Tensor:

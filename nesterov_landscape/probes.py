@@ -9,9 +9,9 @@ gradient g = grad L(w) / |grad L(w)|, phi(t) = L(w + t g), and
     mu(t)    = 2 (t phi'(t) - phi(t) + inf phi) / t^2       (strong-aiming estimate, |t| >= cutoff).
 
 Beside the finite differences every line probe gives phi''(0) = g^T H g by a Hessian-vector
-product and, where asked (`exact`), the exact phi'(t), phi''(t) by automatic differentiation in t. `random_line` does the
-same along random unit directions; `hessian` finds the top Hessian eigenvalues (Lanczos) and the
-trace (Hutchinson) from Hessian-vector products.
+product and, where asked (`exact`), the exact phi'(t), phi''(t) by automatic differentiation in t.
+`random_line` does the same along random unit directions; `hessian` finds the top Hessian
+eigenvalues (Lanczos) and the trace (Hutchinson) from Hessian-vector products.
 """
 
 import math
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-INF_PHI = ("zero", "grid_min")
+from .choices import INF_PHI
 
 
 def t_grid(t_min: float, t_max: float, t_step: float) -> torch.Tensor:
@@ -194,6 +194,10 @@ def hessian_vector_product(loss_fn, w: torch.Tensor):
     return product
 
 
+# GradientLine.columns()'s names, in order: landscape.csv's columns after the epoch
+GRADIENT_LINE_COLUMNS = ("t", "phi", "phi_d", "phi_dd", "mu", "phi_d_exact", "phi_dd_exact", "mu_exact")
+
+
 @dataclass
 class GradientLine:
     profile: LineProfile
@@ -204,16 +208,8 @@ class GradientLine:
 
     def columns(self) -> dict[str, torch.Tensor]:
         p = self.profile
-        return {
-            "t": p.t,
-            "phi": p.phi,
-            "phi_d": p.phi_d,
-            "phi_dd": p.phi_dd,
-            "mu": self.mu,
-            "phi_d_exact": p.phi_d_exact,
-            "phi_dd_exact": p.phi_dd_exact,
-            "mu_exact": self.mu_exact,
-        }
+        values = (p.t, p.phi, p.phi_d, p.phi_dd, self.mu, p.phi_d_exact, p.phi_dd_exact, self.mu_exact)
+        return dict(zip(GRADIENT_LINE_COLUMNS, values, strict=True))
 
     def scalars(self, radii: list[float]) -> dict[str, float]:
         """phi_dd_at_0, phi_dd_exact_at_0 and, for each radius r, the minima of phi'' and mu

@@ -25,7 +25,9 @@ from . import job_claim, training
 from .config import Config, ConfigError, validate
 from .interruption import parent_watch
 from .job_files import json_safe, remove_previous_attempt, write_csv, write_json
-from .job_probes import GRADIENT_LINE_COLUMNS, pl_ratio, probe_gradient_line, probe_hessian, probe_random_lines
+from .job_probes import pl_ratio, probe_gradient_line, probe_hessian, probe_random_lines
+from .optimizers import values_used
+from .probes import GRADIENT_LINE_COLUMNS
 from .problem import compiled, gradient_estimates, setup_problem
 from .training import TrainResult, value_and_grad
 from .wandb_run import remove_stale_runs, start_run
@@ -270,7 +272,7 @@ def run_experiment(config: Config, output_dir: Path, run: Any, trained: TrainRes
         "compile_seconds": compile_seconds,
         "stacked_with": result.stacked_with,
         "trained_activation": result.activation or config.model.activation,
-        "optimizer_hyperparams": vars(hyperparams),
+        "optimizer_hyperparams": values_used(hyperparams),
         "steps_per_epoch": steps_per_epoch,
     }
     if "pl" in probes:

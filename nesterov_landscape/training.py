@@ -8,10 +8,8 @@ from typing import Any, Callable
 
 import torch
 
+from .choices import LOSSES, NOISE_KINDS
 from .optimizers import Optimizer
-
-LOSSES = ("half_mse", "mse")
-NOISE_KINDS = ("none", "additive", "multiplicative")
 
 LossAndGrad = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 

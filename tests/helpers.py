@@ -1,16 +1,21 @@
-"""Shared by the tests: the config folder, a tiny job, and the command line as users run it."""
+"""Shared by the tests: the config folder, a tiny job, composing configs as Hydra does, jobs trained
+in-process, an independent torch.nn network, and the command line as users run it."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
+from omegaconf import DictConfig, open_dict
 
-from nesterov_landscape.config import register_configs
+from nesterov_landscape.config import Config, register_configs, validate
+from nesterov_landscape.mlp import MLPShape
+from nesterov_landscape.problem import setup_problem
+from nesterov_landscape.training import TrainResult, train, value_and_grad
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -29,11 +34,16 @@ TINY = [
 register_configs()
 
 
-def compose_job(overrides: list[str], output_dir: Path):
-    """The job config as Hydra would pass it, with HydraConfig set up for a single run in output_dir."""
+def compose_config(overrides: list[str], hydra: bool = False) -> DictConfig:
+    """The config Hydra composes from conf/ for these overrides; with `hydra`, its hydra node too."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+        return compose("config", overrides=overrides, return_hydra_config=hydra)
+
+
+def compose_job(overrides: list[str], output_dir: Path):
+    """The job config as Hydra would pass it, with HydraConfig set up for a single run in output_dir."""
+    cfg = compose_config(overrides, hydra=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(output_dir)
         cfg.hydra.job.override_dirname = ",".join(overrides)
@@ -42,6 +52,46 @@ def compose_job(overrides: list[str], output_dir: Path):
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+def configs(*overrides_per_job: list[str]) -> list[Config]:
+    """Validated configs of tiny float64 jobs, one per list of overrides."""
+    return [
+        validate(compose_config([*TINY, "trainer.precision=float64", *o]), cuda_available=False)
+        for o in overrides_per_job
+    ]
+
+
+def alone(config: Config) -> TrainResult:
+    """The job's training run on its own (not stacked), in-process."""
+    problem = setup_problem(config)
+    return train(
+        value_and_grad(problem.loss_in(problem.dtype)),
+        problem.init.to(problem.dtype),
+        problem.optimizer,
+        problem.hyperparams(),
+        config.trainer.epochs,
+        config.trainer.log_every,
+    )
+
+
+def as_module(shape: MLPShape, activation: str, params: torch.Tensor) -> torch.nn.Sequential:
+    """The same network built from torch.nn layers, an independent implementation of `forward`."""
+    modules = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "gelu": torch.nn.GELU, "softplus": torch.nn.Softplus}
+    layers, offset = [], 0
+    for i, (fan_in, fan_out) in enumerate(shape.layers):
+        linear = torch.nn.Linear(fan_in, fan_out, bias=shape.bias, dtype=torch.float64)
+        with torch.no_grad():
+            linear.weight.copy_(params[offset : offset + fan_in * fan_out].view(fan_out, fan_in))
+            offset += fan_in * fan_out
+            if shape.bias:
+                linear.bias.copy_(params[offset : offset + fan_out])
+                offset += fan_out
+        layers.append(linear)
+        if i < len(shape.layers) - 1:
+            layers.append(modules[activation]())
+    assert offset == shape.n_params
+    return torch.nn.Sequential(*layers)
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:

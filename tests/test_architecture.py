@@ -1,6 +1,6 @@
 """The layers keep their boundaries: the numerics know nothing of Hydra or W&B, the analysis never
-needs torch, and the Hydra plugins import neither torch nor the app when Hydra discovers them.
-Each check imports in a fresh interpreter and reads sys.modules."""
+needs torch, the Hydra plugins import neither torch nor the app when Hydra discovers them, and
+`--help` imports no torch. Each check imports in a fresh interpreter and reads sys.modules."""
 
 import subprocess
 import sys
@@ -16,6 +16,8 @@ NUMERICS = [
     "nesterov_landscape.training",
     "nesterov_landscape.probes",
     "nesterov_landscape.constraints",
+    "nesterov_landscape.choices",
+    "nesterov_landscape.mlp_shape",
 ]
 
 
@@ -40,3 +42,20 @@ def test_hydra_plugin_discovery_imports_neither_torch_nor_the_app():
         "hydra_plugins.nesterov_landscape_batched.batched_sweeper"
     )
     assert not modules & {"torch", "wandb", "nesterov_landscape"}
+
+
+def test_help_prints_the_config_without_importing_torch():
+    """The real entry point as `python -m nesterov_landscape --help` runs it (runpy): Hydra prints the
+    config groups and the composed config, and torch is never imported (seconds a call otherwise)."""
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['nesterov_landscape', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('nesterov_landscape', run_name='__main__', alter_sys=True)\n"
+        "finally:\n"
+        "    print('torch imported:', 'torch' in sys.modules, file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "== Config ==" in out.stdout and "optimizer: adam, agnes" in out.stdout and "width: 35" in out.stdout
+    assert "torch imported: False" in out.stderr, out.stderr

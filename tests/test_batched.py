@@ -6,35 +6,13 @@ import pytest
 import torch
 
 from nesterov_landscape.batched import stack_signature, train_together
-from nesterov_landscape.config import validate
 from nesterov_landscape.probes import gradient_line, t_grid
 from nesterov_landscape.problem import setup_problem
-from nesterov_landscape.training import train, value_and_grad
 
-from .helpers import TINY, run_cli
-from .test_config import compose_config
+from .helpers import TINY, alone, configs, run_cli
 
 # float64 with few epochs: stacking only reassociates sums inside the batched matmuls
 RTOL = 1e-10
-
-
-def configs(*overrides_per_job):
-    return [
-        validate(compose_config([*TINY, "trainer.precision=float64", *o]), cuda_available=False)
-        for o in overrides_per_job
-    ]
-
-
-def alone(config):
-    problem = setup_problem(config)
-    return train(
-        value_and_grad(problem.loss_in(problem.dtype)),
-        problem.init.to(problem.dtype),
-        problem.optimizer,
-        problem.hyperparams(),
-        config.trainer.epochs,
-        config.trainer.log_every,
-    )
 
 
 @pytest.mark.parametrize("optimizer", ["nag", "heavy_ball", "gd", "nag_scheme", "agnes", "adam"])
@@ -139,7 +117,7 @@ def test_stacked_probe_equals_the_probe_of_each_run():
         problem, line = setup_problem(config), config.probe["gradient_line"]
         grid_t = t_grid(line.t_min, line.t_max, line.t_step)
         alone = gradient_line(
-            problem.loss_in(problem.dtype), result.params, grid_t, line.h, line.inf_phi, line.mu_cutoff
+            problem.loss_in(problem.dtype), result.params, grid_t, line.h, line.inf_phi, line.mu_cutoff, line.exact
         )
         for name, values in result.gradient_line.columns().items():
             torch.testing.assert_close(values, alone.columns()[name], rtol=1e-9, atol=1e-12, equal_nan=True)

@@ -2,22 +2,13 @@
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-
 from nesterov_landscape.config import ConfigError, validate
 
-from .helpers import CONF, run_cli
+from .helpers import CONF, compose_config, run_cli
 
 GROUPS = ["model", "data", "optimizer", "probe", "logger", "trainer"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 PRESETS = [p.stem for p in sorted((CONF / "experiment").glob("*.yaml"))]
-
-
-def compose_config(overrides):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=overrides)
 
 
 @pytest.mark.parametrize("group,option", OPTIONS)

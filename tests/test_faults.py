@@ -19,9 +19,8 @@ import pytest
 from nesterov_landscape import job_claim
 from nesterov_landscape.config import ConfigError, validate
 
-from .helpers import ROOT, TINY, run_cli
-from .synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
-from .test_config import compose_config
+from .helpers import ROOT, TINY, compose_config, run_cli
+from multirun_analysis.synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
 
 ENV = {**os.environ, "WANDB_SILENT": "true"}
 # A job long enough to be caught training (about 0.5 ms per epoch here); its log has a line at

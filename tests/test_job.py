@@ -14,8 +14,7 @@ from nesterov_landscape.config import validate
 from nesterov_landscape.problem import setup_problem
 from nesterov_landscape.train import train
 
-from .helpers import CONF, TINY, compose_job
-from .test_mlp import as_module
+from .helpers import CONF, TINY, as_module, compose_job
 
 
 def read_csv(path: Path) -> list[dict[str, float]]:

@@ -3,11 +3,9 @@
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
-from .helpers import CONF, TINY, run_cli
+from .helpers import TINY, compose_config, run_cli
 
 
 @pytest.mark.slow
@@ -27,13 +25,9 @@ def test_two_job_sweep(launcher, tmp_path):
 def test_slurm_launcher_config_composes_and_instantiates():
     """Hydra 1.3 with hydra-submitit-launcher 1.2 had a structured-config clash (hydra issue 2697):
     the slurm config must compose with our keys and build the real SlurmLauncher."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.mem_gb=8"],
-            return_hydra_config=True,
-        )
+    cfg = compose_config(
+        ["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.mem_gb=8"], hydra=True
+    )
     launcher = cfg.hydra.launcher
     assert (launcher.partition, launcher.mem_gb, launcher.cpus_per_task, launcher.timeout_min) == ("gpu", 8, 1, 60)
     assert launcher.array_parallelism == 256 and launcher.gpus_per_node is None

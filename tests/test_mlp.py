@@ -1,26 +1,10 @@
 import pytest
 import torch
 
+from nesterov_landscape.choices import ACTIVATION_NAMES
 from nesterov_landscape.mlp import ACTIVATIONS, INITS, MLPShape, forward, init_params
 
-
-def as_module(shape: MLPShape, activation: str, params: torch.Tensor) -> torch.nn.Sequential:
-    """The same network built from torch.nn layers, an independent implementation of `forward`."""
-    modules = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "gelu": torch.nn.GELU, "softplus": torch.nn.Softplus}
-    layers, offset = [], 0
-    for i, (fan_in, fan_out) in enumerate(shape.layers):
-        linear = torch.nn.Linear(fan_in, fan_out, bias=shape.bias, dtype=torch.float64)
-        with torch.no_grad():
-            linear.weight.copy_(params[offset : offset + fan_in * fan_out].view(fan_out, fan_in))
-            offset += fan_in * fan_out
-            if shape.bias:
-                linear.bias.copy_(params[offset : offset + fan_out])
-                offset += fan_out
-        layers.append(linear)
-        if i < len(shape.layers) - 1:
-            layers.append(modules[activation]())
-    assert offset == shape.n_params
-    return torch.nn.Sequential(*layers)
+from .helpers import as_module
 
 
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
@@ -82,3 +66,7 @@ def test_autograd_gradient_matches_finite_differences(activation):
     basis = torch.eye(shape.n_params, dtype=torch.float64)
     fd = torch.stack([(loss(params + eps * e) - loss(params - eps * e)) / (2 * eps) for e in basis])
     torch.testing.assert_close(grad, fd, rtol=1e-6, atol=1e-9)
+
+
+def test_the_network_implements_exactly_the_activations_the_config_allows():
+    assert tuple(ACTIVATIONS) == ACTIVATION_NAMES

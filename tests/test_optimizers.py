@@ -110,7 +110,8 @@ def test_agnes_parameters_from_constants():
     hp = OPTIMIZERS["agnes"].hyperparams(
         lr=1.0, correction=1.0, momentum=0.0, weight_decay=0.0, L=4.0, mu=1.0, sigma=1.0
     )
-    assert (hp.lr, hp.correction, hp.momentum) == pytest.approx((1 / 24, 1 / 8, 3 / 5), rel=1e-15)
+    assert hp.coefficients() == pytest.approx((1 / 24, 1 / 8, 3 / 5), rel=1e-15)
+    assert (hp.lr, hp.correction, hp.momentum) == (1.0, 1.0, 0.0)  # the values given stay as given
 
 
 def test_nag_is_the_papers_scheme_5():

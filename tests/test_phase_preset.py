@@ -10,11 +10,9 @@ import sys
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from .helpers import CONF, ROOT, TINY, run_cli
+from .helpers import ROOT, TINY, compose_config, run_cli
 
 STUDY_GRID = {
     "model.width": [10, 20, 35, 50],
@@ -26,10 +24,8 @@ STUDY_GRID = {
 
 
 def test_preset_declares_the_study_on_the_paper_setup():
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        phase = compose("config", overrides=["experiment=gupta2025_phase"], return_hydra_config=True)
-        paper = compose("config", overrides=["experiment=gupta2025_fig3"])
+    phase = compose_config(["experiment=gupta2025_phase"], hydra=True)
+    paper = compose_config(["experiment=gupta2025_fig3"])
     params = dict(phase.hydra.sweeper.params)
     assert list(params) == list(STUDY_GRID)
     assert params["seed"] == "range(0,20)"

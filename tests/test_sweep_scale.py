@@ -22,7 +22,7 @@ from omegaconf import OmegaConf, open_dict, read_write
 
 from hydra_plugins.nesterov_landscape_batched.job_configs import JobConfigs
 
-from .helpers import CONF, TINY, run_cli
+from .helpers import CONF, TINY, alone, configs, run_cli
 
 MIXED_SWEEP = [
     ["seed=1", "optimizer=adam", "optimizer.lr=0.01"],  # a group choice and values
@@ -207,8 +207,6 @@ def test_a_worker_killed_mid_stack_then_the_same_command_finishes_only_the_rest(
 def stack_and_alone(*overrides_per_job):
     from nesterov_landscape.batched import train_together
 
-    from .test_batched import alone, configs
-
     jobs = configs(*overrides_per_job)
     return train_together(jobs), [alone(c) for c in jobs]
 
@@ -242,8 +240,6 @@ def test_a_run_diverging_at_the_last_epoch_is_diverged():
 def test_a_compiled_stack_equals_the_eager_stack_in_float64():
     """trainer.compile compiles the loss and the update; float64 keeps the exact tanh."""
     from nesterov_landscape.batched import train_together
-
-    from .test_batched import configs
 
     runs = [["seed=0"], ["seed=1", "optimizer.lr=10", "trainer.epochs=100"], ["seed=2"]]
     common = ["trainer.epochs=100"]
@@ -336,8 +332,6 @@ def test_a_stack_with_different_hyperparameters_per_run_gives_each_run_its_own(o
     from nesterov_landscape.probes import gradient_line, t_grid
     from nesterov_landscape.problem import setup_problem
 
-    from .test_batched import configs
-
     grid = ["probe.gradient_line.t_step=0.25", "trainer.epochs=40", f"optimizer={optimizer}"]
     runs = [[*grid, f"seed={seed}", *values] for seed in (0, 1) for values in PER_RUN_VALUES[optimizer]]
     stacked, alone = stack_and_alone(*runs)
@@ -349,7 +343,13 @@ def test_a_stack_with_different_hyperparameters_per_run_gives_each_run_its_own(o
                 assert rs[column] == pytest.approx(ra[column], rel=1e-10), column
         problem, line = setup_problem(config), config.probe["gradient_line"]
         probe = gradient_line(
-            problem.loss_in(problem.dtype), a.params, t_grid(-1, 1, 0.25), line.h, line.inf_phi, line.mu_cutoff
+            problem.loss_in(problem.dtype),
+            a.params,
+            t_grid(-1, 1, 0.25),
+            line.h,
+            line.inf_phi,
+            line.mu_cutoff,
+            line.exact,
         )
         for name, values in s.gradient_line.columns().items():
             torch.testing.assert_close(values, probe.columns()[name], rtol=1e-8, atol=1e-12, equal_nan=True)
@@ -361,8 +361,6 @@ def test_a_stack_with_different_hyperparameters_per_run_gives_each_run_its_own(o
 def test_a_stack_holds_no_more_runs_than_trainer_max_memory_gb_allows():
     from nesterov_landscape import limits
     from nesterov_landscape.batched import runs_within_memory
-
-    from .test_batched import configs
 
     (config,) = configs([])
     parts = limits.memory_parts(config)

@@ -25,7 +25,13 @@ def public(config: dict) -> dict:
 
 def test_a_jobs_wandb_run_holds_its_config_history_landscape_and_summary(tmp_path):
     job = tmp_path / "job"
-    overrides = [*TINY, "trainer.epochs=23", "probe.gradient_line.t_step=0.1", "probe.gradient_line.mu_cutoff=0.15"]
+    overrides = [
+        *TINY,
+        "trainer.epochs=23",
+        "probe.gradient_line.t_step=0.1",
+        "probe.gradient_line.mu_cutoff=0.15",
+        "probe.gradient_line.exact=true",  # its scalars (mu_exact_min_*) reach the W&B summary too
+    ]
     result = run_cli(*overrides, f"hydra.run.dir={job}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads((job / "summary.json").read_text())

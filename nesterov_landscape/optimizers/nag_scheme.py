@@ -10,19 +10,24 @@ rho = (1 - sqrt(mu eta)) / (1 + sqrt(mu eta)) (the theory's choice for a mu-stro
 L-smooth f with eta <= 1/L; the loss then contracts like (1 - sqrt(mu eta))^n).
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..constraints import constrained, positive
-from . import register, zeros_like_state
+from . import Hyperparameter, VelocityState, init_velocity, register
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 @dataclass
 class NAGScheme:
-    eta: float = positive()
-    rho: Optional[float] = constrained(lambda v: 0 <= v < 1, "null or a number in [0, 1)")
-    mu: Optional[float] = constrained(lambda v: math.isfinite(v) and v > 0, "null or a finite number > 0")
+    eta: Hyperparameter = positive()
+    rho: Optional[Hyperparameter] = constrained(lambda v: 0 <= v < 1, "null or a number in [0, 1)")
+    mu: Optional[Hyperparameter] = constrained(lambda v: math.isfinite(v) and v > 0, "null or a finite number > 0")
 
     def config_error(self, key: str) -> str | None:
         if (self.rho is None) == (self.mu is None):
@@ -32,19 +37,19 @@ class NAGScheme:
         return None
 
     @property
-    def momentum(self) -> float:
+    def momentum(self) -> Hyperparameter:
+        """rho as given, or derived from mu."""
         if self.rho is not None:
             return self.rho
         root = (self.mu * self.eta) ** 0.5
         return (1 - root) / (1 + root)
 
 
-def step(hp: NAGScheme, params, grad, state):
-    (v,) = state
-    root_eta = hp.eta**0.5  # hyperparameters may be tensors, one value per stacked run
+def step(hp: NAGScheme, params: Tensor, grad: Tensor, state: VelocityState) -> tuple[Tensor, VelocityState]:
+    root_eta = hp.eta**0.5  # not math.sqrt: eta may be a stack's tensor
     x_next = params - hp.eta * grad
-    v = hp.momentum * (v - root_eta * grad)
-    return x_next + root_eta * v, (v,)
+    velocity = hp.momentum * (state.velocity - root_eta * grad)
+    return x_next + root_eta * velocity, VelocityState(velocity)
 
 
-register("nag_scheme", NAGScheme, zeros_like_state, step)
+register("nag_scheme", NAGScheme, init_velocity, step)

@@ -1,4 +1,5 @@
-"""Job folders in the harness's file format, written by hand, for analysis tests and benchmarks."""
+"""Job folders in the harness's file format, written by hand: sweeps for the analysis's tests and
+benchmarks that need no training (tests/, benchmarks/analysis_1000_jobs.py)."""
 
 import json
 import math
