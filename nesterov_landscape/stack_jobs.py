@@ -41,7 +41,7 @@ def _identity(job: Any) -> dict[str, Any]:
         "multirun": True,
         "num": job.idx,
         "override_dirname": job.hydra["job"]["override_dirname"],
-        "sweep_dir": str(Path(job.output_dir).parent),
+        "sweep_dir": job.sweep_dir,
     }
 
 
