@@ -23,7 +23,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from nesterov_landscape.batched import train_together
+from nesterov_landscape.stack import train_jobs
 from nesterov_landscape.config import register_configs, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,9 +109,9 @@ def paper_configs(runs: int, *overrides: str):
 
 
 def step_section(rows: list, notes: list) -> None:
-    single = train_together(paper_configs(1))[0].seconds  # a stack of one: the single-job step
-    eager = train_together(paper_configs(50))
-    compiled = train_together(paper_configs(50, "trainer.compile=true"))
+    single = train_jobs(paper_configs(1))[0].seconds  # a stack of one: the single-job step
+    eager = train_jobs(paper_configs(50))
+    compiled = train_jobs(paper_configs(50, "trainer.compile=true"))
     rows += [
         ("training per run: a stack of one run (eager)", single, "1.00x"),
         ("training per run per core: 50-run stack, eager", eager[0].seconds, f"{single / eager[0].seconds:.2f}x"),

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
-from nesterov_landscape.batched import train_together
+from nesterov_landscape.stack import train_jobs
 from nesterov_landscape.config import register_configs, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,9 +72,9 @@ def main() -> None:
         for depth in params["model.depth"]:
             for precision in params["trainer.precision"]:
                 start = time.perf_counter()
-                train_together(stack(width, depth, precision, args.epochs, runs, probe=False))
+                train_jobs(stack(width, depth, precision, args.epochs, runs, probe=False))
                 training = (time.perf_counter() - start) * PRESET_EPOCHS / args.epochs
-                probed = train_together(stack(width, depth, precision, 1, 6, probe=True))
+                probed = train_jobs(stack(width, depth, precision, 1, 6, probe=True))
                 probe = sum(r.probe_seconds for r in probed) / len(probed)
                 total_training, total_probe = total_training + training, total_probe + runs * probe
                 print(f"| {width} | {depth} | {precision} | {training:.0f} | {probe:.3f} |", flush=True)

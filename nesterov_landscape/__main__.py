@@ -20,10 +20,10 @@ register_configs()
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     # Imported here, not at the top: the job brings torch and W&B (seconds), which --help and --cfg do not need.
-    from .train import train
+    from .job import task
 
     try:
-        train(cfg)
+        task(cfg)
     except ConfigError as error:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             log.error("invalid config: %s", error)

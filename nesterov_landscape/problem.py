@@ -1,5 +1,5 @@
 """One job's training problem from its validated config: data, network, initial weights, loss,
-optimizer hyperparameters. Shared by single jobs and stacked (batched) jobs, so both train on
+optimizer hyperparameters, schedule. Shared by single jobs and stacks of jobs, so both train on
 exactly the same numbers."""
 
 import math
@@ -15,7 +15,15 @@ from .config import Config
 from .data import TeacherData, make_teacher_data
 from .mlp import MLPShape, forward, init_params
 from .optimizers import OPTIMIZERS, Optimizer
-from .training import mean_squared_error, minibatch_gradients, value_and_grad, with_gradient_noise
+from .training import (
+    Schedule,
+    TrainResult,
+    mean_squared_error,
+    minibatch_gradients,
+    train,
+    value_and_grad,
+    with_gradient_noise,
+)
 
 
 def derive_seed(seed: int, stream: str) -> int:
@@ -50,8 +58,25 @@ class Problem:
     def loss_in(self, precision: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
         """The training loss in `precision`, for weights (P,) or (B, P)."""
         x, y = self.data.x.to(self.device, precision), self.data.y.to(self.device, precision)
-        config = self.config
-        return lambda w: mean_squared_error(config.loss, forward(self.shape, config.model.activation, w, x), y)
+        return lambda w: network_loss(self.config, self.shape, w, x, y)
+
+    def schedule(self) -> Schedule:
+        d, trainer, line = self.config.data, self.config.trainer, self.config.probe.get("gradient_line")
+        minibatches = d.batch_size is not None and d.batch_size < d.n_points
+        return Schedule(
+            trainer.epochs,
+            trainer.log_every,
+            math.ceil(d.n_points / d.batch_size) if minibatches else 1,
+            line.every if line else 0,
+        )
+
+
+def network_loss(
+    config: Config, shape: MLPShape, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, fast: bool = False
+) -> torch.Tensor:
+    """The job's loss (config.loss) of the network with weights w on inputs x and labels y: one loss
+    for w (P,), B losses for w (B, P) (x, y shared or one set per row); `fast` as in mlp.forward."""
+    return mean_squared_error(config.loss, forward(shape, config.model.activation, w, x, fast), y)
 
 
 def compiled(loss_fn: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor):
@@ -87,26 +112,43 @@ def setup_problem(config: Config) -> Problem:
     return Problem(config, device, getattr(torch, config.trainer.precision), data, shape, init, data_seed, model_seed)
 
 
-def gradient_estimates(problem: Problem):
+def gradient_estimate(problem: Problem):
     """The stochastic gradient (mini-batches and/or noise) the updates use, or None for the exact
-    full-batch gradient; and the updates per epoch."""
+    full-batch gradient."""
     config, dtype, device = problem.config, problem.dtype, problem.device
     d, trainer = config.data, config.trainer
-    estimate, steps_per_epoch = None, 1
+    estimate = None
     if d.batch_size is not None and d.batch_size < d.n_points:
         x, y = problem.data.x.to(device, dtype), problem.data.y.to(device, dtype)
-
-        def batch_loss(w, indices):
-            prediction = forward(problem.shape, config.model.activation, w, x[indices])
-            return mean_squared_error(config.loss, prediction, y[indices])
-
         estimate = minibatch_gradients(
-            batch_loss, d.n_points, d.batch_size, torch.Generator().manual_seed(derive_seed(config.seed, "batches"))
+            lambda w, indices: network_loss(config, problem.shape, w, x[indices], y[indices]),
+            d.n_points,
+            d.batch_size,
+            torch.Generator().manual_seed(derive_seed(config.seed, "batches")),
         )
-        steps_per_epoch = math.ceil(d.n_points / d.batch_size)
     if trainer.noise != "none":
         generator = torch.Generator(device=device).manual_seed(derive_seed(config.seed, "noise"))
         estimate = with_gradient_noise(
             estimate or value_and_grad(problem.loss_in(dtype)), trainer.noise, trainer.noise_sigma, generator
         )
-    return estimate, steps_per_epoch
+    return estimate
+
+
+def train_alone(
+    problem: Problem,
+    loss_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    on_record: Callable[[dict[str, float]], None] | None = None,
+    on_checkpoint: Callable[[int, torch.Tensor], None] | None = None,
+) -> TrainResult:
+    """The job's own training run (not in a stack): its schedule and gradient estimates, the full
+    loss loss_fn (by default problem.loss_in(problem.dtype)) for history rows and full-batch steps."""
+    return train(
+        value_and_grad(loss_fn or problem.loss_in(problem.dtype)),
+        problem.init.to(problem.device, problem.dtype),
+        problem.optimizer,
+        problem.hyperparams(),
+        problem.schedule(),
+        gradient_estimate=gradient_estimate(problem),
+        on_record=on_record,
+        on_checkpoint=on_checkpoint,
+    )

@@ -14,11 +14,11 @@ from typing import Any, Sequence
 import torch
 import yaml
 
-from .batched import train_together
+from .stack import train_jobs
 from .config import ConfigError, validate_values
 from .job_files import atomic_write_text
 from . import job_claim
-from .train import run_claimed
+from .job import run_claimed
 
 log = logging.getLogger(__name__)
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
@@ -41,7 +41,7 @@ def _identity(job: Any) -> dict[str, Any]:
         "multirun": True,
         "num": job.idx,
         "override_dirname": job.hydra["job"]["override_dirname"],
-        "sweep_dir": str(Path(job.output_dir).parent),
+        "sweep_dir": job.sweep_dir,
     }
 
 
@@ -106,7 +106,7 @@ def run_stack(jobs: Sequence[Any]) -> list[Outcome]:
     trained: list[Any] = [None] * len(valid)
     if len(valid) > 1:
         try:
-            trained = train_together([config for _, config in valid])
+            trained = train_jobs([config for _, config in valid])
         except Exception as error:  # the jobs then train one by one, each failing on its own
             log.warning(
                 "stack of %d jobs failed (%s: %s); training them one by one", len(valid), type(error).__name__, error

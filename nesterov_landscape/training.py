@@ -56,7 +56,7 @@ class TrainResult:
     epochs_run: int  # epochs completed
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0  # wall time of training; a stacked run's share of its batch's time
-    stacked_with: int = 0  # other runs trained in the same stacked computation
+    stacked_with: int = 0  # other runs trained in the same stack
     compile_seconds: float = 0.0  # torch.compile time, outside `seconds`
     gradient_line: Any = None  # the final gradient-line probe, when its stack computed it
     probe_seconds: float = 0.0  # this run's share of that stacked probe
@@ -64,23 +64,32 @@ class TrainResult:
     started_at: float = 0.0  # Unix time training started (a stack's start for each of its runs)
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """A run's clock: `epochs` epochs of `steps_per_epoch` updates, a history row every `log_every`
+    epochs (and at the last), a checkpoint every `checkpoint_every` epochs (0: none)."""
+
+    epochs: int
+    log_every: int
+    steps_per_epoch: int = 1
+    checkpoint_every: int = 0
+
+
 def train(
     loss_and_grad: LossAndGrad,
     params: torch.Tensor,
     optimizer: Optimizer,
     hyperparams: Any,
-    epochs: int,
-    log_every: int,
-    on_record: Callable[[dict[str, float]], None] | None = None,
+    schedule: Schedule,
+    *,
     gradient_estimate: LossAndGrad | None = None,
-    steps_per_epoch: int = 1,
-    checkpoint_every: int = 0,
+    on_record: Callable[[dict[str, float]], None] | None = None,
     on_checkpoint: Callable[[int, torch.Tensor], None] | None = None,
 ) -> TrainResult:
-    """Run `epochs` epochs from `params`.
+    """Run schedule.epochs epochs from `params`.
 
     Without `gradient_estimate` an epoch is one update with the full gradient from loss_and_grad.
-    With it (mini-batches, gradient noise) an epoch is `steps_per_epoch` updates with its
+    With it (mini-batches, gradient noise) an epoch is schedule.steps_per_epoch updates with its
     estimates, and the full loss is evaluated only where recorded.
 
     History row `epoch = k` holds the full loss and gradient norm after k epochs, for k = 0,
@@ -88,6 +97,7 @@ def train(
     status "diverged"; that row is recorded too. on_checkpoint(k, params) runs at every
     k = 0, checkpoint_every, ... below `epochs`.
     """
+    epochs, log_every, checkpoint_every = schedule.epochs, schedule.log_every, schedule.checkpoint_every
     start, started_at = time.perf_counter(), time.time()
     state = optimizer.init(params)
     history: list[dict[str, float]] = []
@@ -115,7 +125,7 @@ def train(
             return TrainResult(
                 params.detach(), "completed", epoch, history, time.perf_counter() - start, started_at=started_at
             )
-        for _ in range(steps_per_epoch):
+        for _ in range(schedule.steps_per_epoch):
             if gradient_estimate is not None:
                 estimate_loss, grad = gradient_estimate(params)
                 if not math.isfinite(estimate_loss.item()):
@@ -148,17 +158,17 @@ def minibatch_gradients(
     return evaluate
 
 
-def train_stacked(
+def train_stack(
     loss_fn: Callable[[torch.Tensor], torch.Tensor],
     params: torch.Tensor,
     optimizer: Optimizer,
     hyperparams: Any,
-    epochs: int,
-    log_every: int,
+    schedule: Schedule,
     compile: bool = False,
 ) -> list[TrainResult]:
     """Full-batch training of B independent runs stacked in params (B, P); loss_fn maps them to B
-    losses, and hyperparams may hold (B, 1) tensors, one value per run.
+    losses, and hyperparams may hold (B, 1) tensors, one value per run. One update per epoch, no
+    checkpoints.
 
     Each run's history and status are what `train` gives it alone: a run whose loss turns
     non-finite is recorded as diverged at that epoch and frozen; the others go on unaffected (the
@@ -167,6 +177,7 @@ def train_stacked(
     logging point, which also ends training once no run is left. A step (losses, gradients, update
     and the divergence bookkeeping) is one function; `compile` makes it one torch.compile'd graph,
     compiled by its first call, whose time goes to compile_seconds, not to seconds."""
+    epochs, log_every = schedule.epochs, schedule.log_every
     runs, device = params.shape[0], params.device
 
     def summed_loss(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,16 +220,16 @@ def train_stacked(
     at = stepped[3].tolist()
     return [
         TrainResult(
-            carry[0][run],
-            "completed" if at[run] < 0 else "diverged",
-            epochs if at[run] < 0 else at[run],
-            histories[run],
+            carry[0][index],
+            "completed" if at[index] < 0 else "diverged",
+            epochs if at[index] < 0 else at[index],
+            histories[index],
             share,
             runs - 1,
             compile_seconds / runs,
             started_at=started_at,
         )
-        for run in range(runs)
+        for index in range(runs)
     ]
 
 
@@ -228,7 +239,8 @@ def _read_rows(histories, logged_active, epoch, losses, grad_norms, diverged_at)
     diverged at. A diverged run's weights are frozen, so its loss and gradient norm now are those
     of that epoch."""
     at, loss, grad_norm = diverged_at.tolist(), losses.detach().tolist(), grad_norms.tolist()
-    for run, history in enumerate(histories):
-        if logged_active[run]:
-            history.append({"epoch": epoch if at[run] < 0 else at[run], "loss": loss[run], "grad_norm": grad_norm[run]})
-            logged_active[run] = at[run] < 0
+    for index, history in enumerate(histories):
+        if logged_active[index]:
+            row_epoch = epoch if at[index] < 0 else at[index]
+            history.append({"epoch": row_epoch, "loss": loss[index], "grad_norm": grad_norm[index]})
+            logged_active[index] = at[index] < 0

@@ -14,8 +14,8 @@ from omegaconf import DictConfig, open_dict
 
 from nesterov_landscape.config import Config, register_configs, validate
 from nesterov_landscape.mlp import MLPShape
-from nesterov_landscape.problem import setup_problem
-from nesterov_landscape.training import TrainResult, train, value_and_grad
+from nesterov_landscape.problem import setup_problem, train_alone
+from nesterov_landscape.training import TrainResult
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -64,15 +64,7 @@ def configs(*overrides_per_job: list[str]) -> list[Config]:
 
 def alone(config: Config) -> TrainResult:
     """The job's training run on its own (not stacked), in-process."""
-    problem = setup_problem(config)
-    return train(
-        value_and_grad(problem.loss_in(problem.dtype)),
-        problem.init.to(problem.dtype),
-        problem.optimizer,
-        problem.hyperparams(),
-        config.trainer.epochs,
-        config.trainer.log_every,
-    )
+    return train_alone(setup_problem(config))
 
 
 def as_module(shape: MLPShape, activation: str, params: torch.Tensor) -> torch.nn.Sequential:

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from nesterov_landscape.batched import stack_signature, train_together
+from nesterov_landscape.stack import stack_signature, train_jobs
 from nesterov_landscape.probes import gradient_line, t_grid
 from nesterov_landscape.problem import setup_problem
 
@@ -23,7 +23,7 @@ def test_stacked_runs_equal_separate_runs(optimizer):
         [f"optimizer={optimizer}", "seed=2", "data.seed=5"],
     )
     assert len({stack_signature(c) for c in jobs}) == 1
-    for stacked, config in zip(train_together(jobs), jobs):
+    for stacked, config in zip(train_jobs(jobs), jobs):
         single = alone(config)
         assert stacked.status == single.status and stacked.epochs_run == single.epochs_run
         assert [r["epoch"] for r in stacked.history] == [r["epoch"] for r in single.history]
@@ -42,7 +42,7 @@ def test_a_diverging_member_does_not_poison_the_others():
         ["optimizer.lr=10", "seed=0", "trainer.epochs=200"],
         ["optimizer.lr=0.01", "seed=1", "trainer.epochs=200"],
     )
-    stacked = train_together(jobs)
+    stacked = train_jobs(jobs)
     assert [r.status for r in stacked] == ["completed", "diverged", "completed"]
     for result, config in zip(stacked, jobs):
         single = alone(config)
@@ -111,7 +111,7 @@ def test_batched_launcher_gives_each_job_what_a_separate_job_gets(tmp_path):
 def test_stacked_probe_equals_the_probe_of_each_run():
     grid = "probe.gradient_line.t_step=0.25 trainer.epochs=200".split()
     jobs = configs(["seed=0", *grid], ["seed=1", *grid], ["seed=2", "optimizer.lr=10", *grid])
-    results = train_together(jobs)
+    results = train_jobs(jobs)
     assert results[2].status == "diverged" and results[2].gradient_line is None
     for result, config in zip(results[:2], jobs[:2]):
         problem, line = setup_problem(config), config.probe["gradient_line"]

@@ -1,4 +1,4 @@
-"""`train(cfg)` end to end in this process: the real Hydra config, real files, W&B offline."""
+"""`task(cfg)` end to end in this process: the real Hydra config, real files, W&B offline."""
 
 import csv
 import json
@@ -9,10 +9,9 @@ import pytest
 import torch
 import wandb
 
-from nesterov_landscape import training
 from nesterov_landscape.config import validate
-from nesterov_landscape.problem import setup_problem
-from nesterov_landscape.train import train
+from nesterov_landscape.problem import setup_problem, train_alone
+from nesterov_landscape.job import task
 
 from .helpers import CONF, TINY, as_module, compose_job
 
@@ -24,7 +23,7 @@ def read_csv(path: Path) -> list[dict[str, float]]:
 
 def run_job(tmp_path: Path, *overrides: str) -> tuple[dict, Path]:
     out = tmp_path / "job"
-    summary = train(compose_job([*TINY, *overrides], out))
+    summary = task(compose_job([*TINY, *overrides], out))
     return summary, out
 
 
@@ -39,7 +38,7 @@ OPTIONS = [
 def test_tiny_version_of_every_option_runs(option, tmp_path):
     # Options first, then TINY, so that presets are shrunk too.
     out = tmp_path / "job"
-    summary = train(compose_job([option, *TINY], out))
+    summary = task(compose_job([option, *TINY], out))
     assert summary["status"] == "completed" and summary["epochs_run"] == 20
     assert json.loads((out / "summary.json").read_text())["status"] == "completed"
 
@@ -122,7 +121,7 @@ def test_a_failing_job_records_failure_and_closes_its_wandb_run(tmp_path):
     cfg = compose_job(TINY, out)
     (out / "history.csv").mkdir()  # a real failure: the history file cannot be written
     with pytest.raises(OSError):
-        train(cfg)
+        task(cfg)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "failed" and "history.csv" in summary["error"]
     assert wandb.run is None  # finished, so the next job cannot append to it
@@ -233,14 +232,7 @@ def retrained_params(cfg, summary):
     """The job's final weights, trained again from its config by the same single-run training loop; equal
     to the job's own (its final loss is checked bit for bit)."""
     problem = setup_problem(validate(cfg, cuda_available=False))
-    result = training.train(
-        training.value_and_grad(problem.loss_in(problem.dtype)),
-        problem.init.to(problem.dtype),
-        problem.optimizer,
-        problem.hyperparams(),
-        cfg.trainer.epochs,
-        cfg.trainer.log_every,
-    )
+    result = train_alone(problem)
     assert result.history[-1]["loss"] == summary["final_loss"]
     return problem, result.params
 
@@ -251,7 +243,7 @@ def test_hessian_probe_of_a_job_against_a_dense_hessian(tmp_path):
     job's final weights."""
     out = tmp_path / "job"
     cfg = compose_job([*TINY, "trainer.precision=float64", "probe=[gradient_line,hessian]"], out)
-    summary = train(cfg)
+    summary = task(cfg)
     problem, params = retrained_params(cfg, summary)
     assert problem.shape.n_params == 113 and summary["hessian_lanczos_steps"] == 60
     loss = problem.loss_in(torch.float64)
@@ -327,7 +319,7 @@ def test_job_history_equals_torch_nn_and_torch_optim(overrides, loss_kind, make_
     independent torch.nn + torch.optim + mse_loss run from the job's data and initial weights."""
     out = tmp_path / "job"
     cfg = compose_job([*TINY, "trainer.precision=float64", "probe=none", "trainer.epochs=40", *overrides], out)
-    summary = train(cfg)
+    summary = task(cfg)
     problem = setup_problem(validate(cfg, cuda_available=False))
     expected = reference_history(problem, loss_kind, make_optimizer, epochs=40, log_every=5)
     history = read_csv(out / "history.csv")

@@ -205,10 +205,10 @@ def test_a_worker_killed_mid_stack_then_the_same_command_finishes_only_the_rest(
 
 
 def stack_and_alone(*overrides_per_job):
-    from nesterov_landscape.batched import train_together
+    from nesterov_landscape.stack import train_jobs
 
     jobs = configs(*overrides_per_job)
-    return train_together(jobs), [alone(c) for c in jobs]
+    return train_jobs(jobs), [alone(c) for c in jobs]
 
 
 def test_a_run_diverging_between_logging_points_keeps_the_row_of_its_epoch():
@@ -239,12 +239,12 @@ def test_a_run_diverging_at_the_last_epoch_is_diverged():
 @pytest.mark.slow
 def test_a_compiled_stack_equals_the_eager_stack_in_float64():
     """trainer.compile compiles the loss and the update; float64 keeps the exact tanh."""
-    from nesterov_landscape.batched import train_together
+    from nesterov_landscape.stack import train_jobs
 
     runs = [["seed=0"], ["seed=1", "optimizer.lr=10", "trainer.epochs=100"], ["seed=2"]]
     common = ["trainer.epochs=100"]
-    eager = train_together(configs(*[[*common, *r] for r in runs]))
-    compiled = train_together(configs(*[[*common, *r, "trainer.compile=true"] for r in runs]))
+    eager = train_jobs(configs(*[[*common, *r] for r in runs]))
+    compiled = train_jobs(configs(*[[*common, *r, "trainer.compile=true"] for r in runs]))
     for a, b in zip(eager, compiled):
         assert (a.status, a.epochs_run, b.activation) == (b.status, b.epochs_run, "tanh")
         for ra, rb in zip(a.history, b.history, strict=True):
@@ -360,7 +360,7 @@ def test_a_stack_with_different_hyperparameters_per_run_gives_each_run_its_own(o
 
 def test_a_stack_holds_no_more_runs_than_trainer_max_memory_gb_allows():
     from nesterov_landscape import limits
-    from nesterov_landscape.batched import runs_within_memory
+    from nesterov_landscape.stack import runs_within_memory
 
     (config,) = configs([])
     parts = limits.memory_parts(config)

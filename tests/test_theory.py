@@ -7,7 +7,7 @@ import torch
 
 from nesterov_landscape.optimizers import OPTIMIZERS
 from nesterov_landscape.optimizers.agnes import agnes_parameters
-from nesterov_landscape.training import train, value_and_grad, with_gradient_noise
+from nesterov_landscape.training import Schedule, train, value_and_grad, with_gradient_noise
 
 L, MU, DIM = 1.0, 0.01, 10  # condition number kappa = 100
 EIGENVALUES = torch.logspace(math.log10(MU), math.log10(L), DIM, dtype=torch.float64)
@@ -27,9 +27,7 @@ def run(name, hp, steps):
         X0.clone(),
         OPTIMIZERS[name],
         hp,
-        steps,
-        log_every=1,
-        checkpoint_every=1,
+        Schedule(steps, log_every=1, checkpoint_every=1),
         on_checkpoint=lambda epoch, p: params.append(p.detach().clone()),
     )
     assert result.status == "completed" and [row["epoch"] for row in result.history] == list(range(steps + 1))
@@ -106,7 +104,9 @@ def noisy_losses(name, sigma, seed, steps=1000):
     else:
         root = math.sqrt(MU / L)
         hp = OPTIMIZERS["nag"].hyperparams(lr=1 / L, momentum=(1 - root) / (1 + root))
-    result = train(value_and_grad(quadratic), X0, OPTIMIZERS[name], hp, steps, steps // 2, gradient_estimate=estimate)
+    result = train(
+        value_and_grad(quadratic), X0, OPTIMIZERS[name], hp, Schedule(steps, steps // 2), gradient_estimate=estimate
+    )
     assert [row["epoch"] for row in result.history] == [0, steps // 2, steps]
     return [row["loss"] for row in result.history]
 

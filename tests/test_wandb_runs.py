@@ -138,3 +138,24 @@ def test_resume_skips_finished_jobs_reruns_changed_ones_and_resume_false_reruns_
         assert has_run(job, summary["wandb"]["id"]) and not has_run(job, before_summary["wandb"]["id"])
     assert fourth[0]["status"] == "diverged" and fourth[1]["final_loss"] == third[1]["final_loss"]
     logged_matches_files(jobs[1], fourth[1])
+
+
+@pytest.mark.parametrize("launcher", ["basic", "batched"])
+def test_a_sweeps_wandb_group_is_its_sweep_dir_as_given_whichever_the_launcher(tmp_path, launcher):
+    """The group names the sweep the same way through every launcher: hydra.sweep.dir as given,
+    relative here, with "/" replaced by "_"; summary.json and the W&B run agree."""
+    result = run_cli(
+        *TINY,
+        "probe=none",
+        "seed=0,1",
+        f"hydra/launcher={launcher}",
+        "hydra.sweep.dir=multirun/g",
+        "--multirun",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    for n in (0, 1):
+        job = tmp_path / "multirun" / "g" / str(n)
+        summary = json.loads((job / "summary.json").read_text())
+        assert summary["wandb"]["group"] == "multirun_g"
+        assert run_record(records(run_dir(job, summary["wandb"]["id"])))["run_group"] == "multirun_g"

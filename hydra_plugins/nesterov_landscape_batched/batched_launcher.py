@@ -1,5 +1,5 @@
 """`hydra/launcher=batched`: the same --multirun, with the jobs that differ only in shape-keeping
-values (seeds, lr, momentum, ...) trained together as stacked computations, spread over worker
+values (seeds, lr, momentum, ...) trained in stacks (one computation each), spread over worker
 processes (`hydra/launcher=batched_slurm`: over SLURM array tasks). Every job still gets its own
 folder, .hydra/ files, log, result files and W&B run.
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class BatchedLauncherConf:
     _target_: str = "hydra_plugins.nesterov_landscape_batched.batched_launcher.BatchedLauncher"
-    # runs per stacked computation, at most: on a CPU a stack's cost per run stops falling at a few
+    # runs per stack, at most: on a CPU a stack's cost per run stops falling at a few
     # dozen runs while its memory keeps growing; a GPU wants thousands (hydra.launcher.max_batch=10000)
     max_batch: int = 128
     n_jobs: Optional[int] = None  # worker processes; null: one per core; 1: in the launching process
@@ -172,9 +172,9 @@ class BatchedLauncher(Launcher):
         no more than trainer.max_memory_gb allows."""
         import torch
 
-        from nesterov_landscape.batched import runs_within_memory, stack_signature
+        from nesterov_landscape.stack import runs_within_memory, stack_signature
         from nesterov_landscape.config import ConfigError, validate_values
-        from nesterov_landscape.train import finished_summary
+        from nesterov_landscape.job import finished_summary
 
         size = self._stack_size(len(jobs))
         filling: dict[str, list[Job]] = defaultdict(list)

@@ -41,6 +41,7 @@ class Job:
     task: dict[str, Any]  # the job's config as .hydra/config.yaml holds it (interpolations unresolved)
     resolved: dict[str, Any]  # the same, resolved: what the job runs
     hydra: dict[str, Any]  # .hydra/hydra.yaml; shares unchanged branches with its template
+    sweep_dir: str  # hydra.sweep.dir as given (resolved), which names the sweep's W&B group
 
 
 @dataclass
@@ -255,7 +256,7 @@ class JobConfigs:
         hydra["overrides"] = {**hydra["overrides"], "task": task_overrides}
         hydra["job"] = {**hydra_job, "override_dirname": override_dirname, "id": str(idx), "num": idx}
         hydra["runtime"] = {**hydra["runtime"], "output_dir": output_dir}
-        return Job(idx, list(overrides), output_dir, task, task, hydra)
+        return Job(idx, list(overrides), output_dir, task, task, hydra, template.sweep_dir)
 
     def _composed_job(
         self,
@@ -288,6 +289,7 @@ class JobConfigs:
             task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
             resolved = OmegaConf.to_container(task, resolve=True)
             hydra = OmegaConf.to_container(config.hydra, resolve=False, enum_to_str=True)
+            sweep_dir = str(config.hydra.sweep.dir)
         finally:
             HydraConfig.instance().cfg = saved
-        return Job(idx, overrides, output_dir, _task_part(config), resolved, hydra)
+        return Job(idx, overrides, output_dir, _task_part(config), resolved, hydra, sweep_dir)

@@ -5,7 +5,7 @@ the keys under `optimizer.` in the config), `init(params) -> state`, a NamedTupl
 `step(hp, params, grad, state) -> (params, state)`, which returns new tensors and changes nothing.
 Adding an optimizer is one module here plus `conf/optimizer/<name>.yaml` with its defaults.
 
-A hyperparameter is a number in a job; in a stack of runs (batched.py) it is a (B, 1) tensor, one
+A hyperparameter is a number in a job; in a stack of runs (stack.py) it is a (B, 1) tensor, one
 value per run, where the runs' values differ, so the updates are written for either.
 
 These modules do not import torch: they only do arithmetic on the tensors they are given, and

@@ -1,4 +1,4 @@
-"""Several jobs trained as one stacked computation: runs that differ only in values that keep
+"""A stack: several jobs trained as one computation. Runs that differ only in values that keep
 tensor shapes (seeds, data seed, label noise, optimizer scalars) share every matmul (bmm)."""
 
 import copy
@@ -11,27 +11,15 @@ import torch
 
 from . import limits, probes, training
 from .config import Config
-from .mlp import forward
-from .problem import setup_problem
-from .training import TrainResult, mean_squared_error
-
-# Keys whose values may differ inside one stack; optimizer scalars are added per optimizer.
-STACKABLE_KEYS = {"seed", "data.seed", "data.label_noise"}
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out |= _flatten(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+from .problem import network_loss, setup_problem
+from .training import TrainResult
 
 
 def stack_signature(config: Config) -> str | None:
     """Jobs with equal signatures can train stacked; None for a job that must train alone
-    (mini-batches, gradient noise or probes during training draw per-run randomness each step)."""
+    (mini-batches, gradient noise or probes during training draw per-run randomness each step).
+    Inside a stack, runs may differ in their seeds, label noise and optimizer scalars, in what
+    they log and probe, and in trainer.resume and trainer.max_memory_gb; nothing else."""
     line = config.probe.get("gradient_line")
     if (
         config.data.batch_size not in (None, config.data.n_points)
@@ -39,18 +27,16 @@ def stack_signature(config: Config) -> str | None:
         or (line is not None and line.every)
     ):
         return None
-    values = _flatten(dataclasses.asdict(config))
-    fixed = {}
-    for key, value in values.items():
-        if (
-            key.startswith(("logger.", "probe."))
-            or key in ("trainer.resume", "trainer.max_memory_gb")
-            or key in STACKABLE_KEYS
-        ):
-            continue
-        if key.startswith("optimizer.") and key != "optimizer.name":
-            value = "null" if value is None else type(value).__name__  # which are set, not their values
-        fixed[key] = value
+    fixed = dataclasses.asdict(config)
+    for key in ("seed", "logger", "probe"):
+        del fixed[key]
+    for group, keys in (("data", ("seed", "label_noise")), ("trainer", ("resume", "max_memory_gb"))):
+        for key in keys:
+            del fixed[group][key]
+    fixed["optimizer"] = {  # which scalars are set, not their values
+        key: value if key == "name" else "null" if value is None else type(value).__name__
+        for key, value in fixed["optimizer"].items()
+    }
     return json.dumps(fixed, sort_keys=True, default=str)
 
 
@@ -81,7 +67,7 @@ def fast_activation(config: Config) -> bool:
     return config.trainer.compile and config.trainer.precision == "float32" and config.model.activation == "tanh"
 
 
-def train_together(configs: list[Config]) -> list[TrainResult]:
+def train_jobs(configs: list[Config]) -> list[TrainResult]:
     """Train jobs with equal stack signatures as one computation; each gets the TrainResult its
     own job would compute (up to floating-point reassociation in the batched matmuls). When all
     share one gradient_line probe in the training precision, it runs stacked too, on the completed runs."""
@@ -95,20 +81,15 @@ def train_together(configs: list[Config]) -> list[TrainResult]:
 
     def loss_rows(runs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """Row r: the loss of run runs[r] at weights w[r]."""
-        return mean_squared_error(config.loss, forward(shape, config.model.activation, w, x[runs]), y[runs])
+        return network_loss(config, shape, w, x[runs], y[runs])
 
     fast = fast_activation(config)
-
-    def loss_fn(w: torch.Tensor) -> torch.Tensor:
-        return mean_squared_error(config.loss, forward(shape, config.model.activation, w, x, fast), y)
-
-    results = training.train_stacked(
-        loss_fn,
+    results = training.train_stack(
+        lambda w: network_loss(config, shape, w, x, y, fast),
         params,
         first.optimizer,
         hyperparams,
-        config.trainer.epochs,
-        config.trainer.log_every,
+        first.schedule(),
         config.trainer.compile,
     )
     for result in results:

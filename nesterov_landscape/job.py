@@ -1,4 +1,5 @@
-"""The job: `train(cfg)` wires a validated config to the numerics, the job's files and W&B."""
+"""The job: `task(cfg)`, the Hydra task function, wires a validated config to the numerics, the
+job's files and W&B."""
 
 import functools
 import json
@@ -21,15 +22,15 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from . import job_claim, training
+from . import job_claim
 from .config import Config, ConfigError, validate
 from .interruption import parent_watch
 from .job_files import json_safe, remove_previous_attempt, write_csv, write_json
 from .job_probes import pl_ratio, probe_gradient_line, probe_hessian, probe_random_lines
 from .optimizers import values_used
 from .probes import GRADIENT_LINE_COLUMNS
-from .problem import compiled, gradient_estimates, setup_problem
-from .training import TrainResult, value_and_grad
+from .problem import Problem, compiled, setup_problem, train_alone
+from .training import TrainResult
 from .wandb_run import remove_stale_runs, start_run
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def job_identity() -> dict[str, Any]:
     }
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def task(cfg: DictConfig) -> dict[str, Any]:
     """The Hydra task function: validate the job's config and run it in its Hydra output directory."""
     job = job_identity()
     output_dir = Path(job["output_dir"])
@@ -143,7 +144,7 @@ def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], train
     remove_previous_attempt(output_dir)  # a re-run never mixes its files, or W&B runs, with an earlier attempt's
     remove_stale_runs(output_dir)
     group = config.logger.group or (Path(job["sweep_dir"]).as_posix().replace("/", "_") if job["multirun"] else None)
-    run, wandb_mode = start_run(
+    wandb_run, wandb_mode = start_run(
         config.logger.mode,
         config.logger.init_timeout,
         dir=str(output_dir),
@@ -161,12 +162,12 @@ def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], train
         "config": resolved,
         "versions": dict(versions()),
         "job": job,
-        "wandb": {"mode": wandb_mode, "id": run.id, "group": group},
+        "wandb": {"mode": wandb_mode, "id": wandb_run.id, "group": group},
     }
     try:
-        summary.update(run_experiment(config, output_dir, run, trained))
+        summary.update(run_experiment(config, output_dir, wandb_run, trained))
         write_json(output_dir / "summary.json", summary)
-        run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+        wandb_run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
     except BaseException as error:
         # Ctrl-C (or the sweep's process dying) is not a failure of the job: re-running finishes it
         interrupted = isinstance(error, KeyboardInterrupt)
@@ -175,9 +176,9 @@ def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], train
             error=f"{type(error).__name__}: {error}" if str(error) else type(error).__name__,
         )
         write_json(output_dir / "summary.json", summary)
-        run.finish(exit_code=130 if interrupted else 1)
+        wandb_run.finish(exit_code=130 if interrupted else 1)
         raise
-    run.finish()
+    wandb_run.finish()
     log.info(
         "%s: final loss %.3e after %d epochs; files in %s",
         summary["status"],
@@ -188,71 +189,77 @@ def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], train
     return summary
 
 
-def run_experiment(config: Config, output_dir: Path, run: Any, trained: TrainResult | None = None) -> dict[str, Any]:
-    """Everything after set-up: training (or the result of training this job stacked with others,
-    `trained`), probes, files. Returns the summary's results."""
+def run_experiment(
+    config: Config, output_dir: Path, wandb_run: Any, trained: TrainResult | None = None
+) -> dict[str, Any]:
+    """Everything after set-up: training (or the result of training this job in a stack,
+    `trained`), history.csv, probes and their files. Returns the summary's results."""
     problem = setup_problem(config)
-    device, dtype, shape = problem.device, problem.dtype, problem.shape
-    hyperparams = problem.hyperparams()
-    estimate, steps_per_epoch = gradient_estimates(problem)
-    probes = config.probe
+    landscape_rows: list[list[float]] = []  # gradient-line probes at checkpoints, then at the end
+    result = train_job(problem, wandb_run, trained, landscape_rows)
+    columns = list(result.history[0])
+    write_csv(output_dir / "history.csv", columns, ([r.get(c) for c in columns] for r in result.history))
+    out = training_results(problem, result)
+    if result.status == "completed":
+        out |= probe_job(problem, result, wandb_run, output_dir, landscape_rows)
+    return out
+
+
+def train_job(
+    problem: Problem, wandb_run: Any, trained: TrainResult | None, landscape_rows: list[list[float]]
+) -> TrainResult:
+    """Train the job alone, or take its result from its stack (`trained`); either way each history
+    row goes to W&B, the log and a progress bar as it comes."""
+    config, probes = problem.config, problem.config.probe
     epochs = config.trainer.epochs
     log_stride = max(config.trainer.log_every, epochs // 10)
     bar = tqdm(total=epochs, unit="epoch", disable=not sys.stderr.isatty() or trained is not None, dynamic_ncols=True)
-    landscape_rows: list[list[float]] = []
     check_parent = parent_watch()
 
     def on_record(row: dict[str, float]) -> None:
         check_parent()
         if "pl" in probes:
             row["pl_ratio"] = pl_ratio(row["loss"], row["grad_norm"], probes["pl"].inf_loss)
-        run.log({"epoch": row["epoch"], **{f"train/{k}": v for k, v in row.items() if k != "epoch"}}, step=row["epoch"])
+        metrics = {f"train/{k}": v for k, v in row.items() if k != "epoch"}
+        wandb_run.log({"epoch": row["epoch"], **metrics}, step=row["epoch"])
         bar.update(row["epoch"] - bar.n)
         bar.set_postfix(loss=f"{row['loss']:.3e}", refresh=False)
         if row["epoch"] % log_stride == 0 or row["epoch"] == epochs or not math.isfinite(row["loss"]):
             log.info("epoch %d: loss %.3e, grad norm %.3e", row["epoch"], row["loss"], row["grad_norm"])
 
     def on_checkpoint(epoch: int, weights: torch.Tensor) -> None:
-        probe_gradient_line(probes["gradient_line"], problem.loss_in, weights, dtype, run, epoch, landscape_rows)
+        line = probes["gradient_line"]
+        probe_gradient_line(line, problem.loss_in, weights, problem.dtype, wandb_run, epoch, landscape_rows)
 
-    line_config = probes.get("gradient_line")
-    compile_seconds = 0.0
-    if trained is None:
-        log.info(
-            "training %s (%d weights, %s, %s) with %s for %d epochs",
-            config.model.name,
-            shape.n_params,
-            config.trainer.precision,
-            device,
-            config.optimizer.name,
-            epochs,
-        )
-        loss_fn = problem.loss_in(dtype)
-        if config.trainer.compile:
-            loss_fn, compile_seconds = compiled(loss_fn, problem.init.to(device, dtype))
-            log.info("compiled the loss in %.1f s", compile_seconds)
-        with logging_redirect_tqdm():  # log lines print above the bar, not through it
-            result = training.train(
-                value_and_grad(loss_fn),
-                problem.init.to(device, dtype),
-                problem.optimizer,
-                hyperparams,
-                epochs,
-                config.trainer.log_every,
-                on_record,
-                estimate,
-                steps_per_epoch,
-                line_config.every if line_config else 0,
-                on_checkpoint,
-            )
-    else:
-        log.info("trained stacked with %d other jobs of the same shape", trained.stacked_with)
-        result, compile_seconds = trained, trained.compile_seconds
-        for row in result.history:
+    if trained is not None:
+        log.info("trained in a stack with %d other jobs of the same shape", trained.stacked_with)
+        for row in trained.history:
             on_record(row)
+        bar.close()
+        return trained
+    log.info(
+        "training %s (%d weights, %s, %s) with %s for %d epochs",
+        config.model.name,
+        problem.shape.n_params,
+        config.trainer.precision,
+        problem.device,
+        config.optimizer.name,
+        epochs,
+    )
+    loss_fn, compile_seconds = problem.loss_in(problem.dtype), 0.0
+    if config.trainer.compile:
+        loss_fn, compile_seconds = compiled(loss_fn, problem.init.to(problem.device, problem.dtype))
+        log.info("compiled the loss in %.1f s", compile_seconds)
+    with logging_redirect_tqdm():  # log lines print above the bar, not through it
+        result = train_alone(problem, loss_fn, on_record, on_checkpoint)
     bar.close()
-    columns = list(result.history[0])
-    write_csv(output_dir / "history.csv", columns, ([r.get(c) for c in columns] for r in result.history))
+    result.compile_seconds = compile_seconds
+    return result
+
+
+def training_results(problem: Problem, result: TrainResult) -> dict[str, Any]:
+    """The summary's record of the training: outcome, seeds, precision, device, time, hyperparameters."""
+    config, device = problem.config, problem.device
     out: dict[str, Any] = {
         "status": result.status,
         "final_loss": result.history[-1]["loss"],
@@ -261,7 +268,7 @@ def run_experiment(config: Config, output_dir: Path, run: Any, trained: TrainRes
         "diverged_at_epoch": result.epochs_run if result.status == "diverged" else None,
         "data_seed": problem.data_seed,
         "model_seed": problem.model_seed,
-        "n_params": shape.n_params,
+        "n_params": problem.shape.n_params,
         "raw_label_std": problem.data.raw_label_std,
         "precision": config.trainer.precision,
         "device": str(device),
@@ -269,22 +276,30 @@ def run_experiment(config: Config, output_dir: Path, run: Any, trained: TrainRes
         "threads": torch.get_num_threads(),
         "train_started_at": result.started_at,
         "train_seconds": result.seconds,
-        "compile_seconds": compile_seconds,
+        "compile_seconds": result.compile_seconds,
         "stacked_with": result.stacked_with,
         "trained_activation": result.activation or config.model.activation,
-        "optimizer_hyperparams": values_used(hyperparams),
-        "steps_per_epoch": steps_per_epoch,
+        "optimizer_hyperparams": values_used(problem.hyperparams()),
+        "steps_per_epoch": problem.schedule().steps_per_epoch,
     }
-    if "pl" in probes:
+    if "pl" in config.probe:
         out["final_pl_ratio"] = result.history[-1]["pl_ratio"]
-    if result.status != "completed":
-        return out
+    return out
+
+
+def probe_job(
+    problem: Problem, result: TrainResult, wandb_run: Any, output_dir: Path, landscape_rows: list[list[float]]
+) -> dict[str, Any]:
+    """The selected probes at the final weights (the gradient line may come computed by the stack);
+    their files, W&B tables and summary scalars."""
     start = time.perf_counter()
+    config, probes, dtype = problem.config, problem.config.probe, problem.dtype
     loss_in, params = problem.loss_in, result.params
-    if line_config:
-        out |= probe_gradient_line(
-            line_config, loss_in, params, dtype, run, result.epochs_run, landscape_rows, result.gradient_line
-        )
+    out: dict[str, Any] = {}
+    if "gradient_line" in probes:
+        line = probes["gradient_line"]
+        epoch, computed = result.epochs_run, result.gradient_line
+        out |= probe_gradient_line(line, loss_in, params, dtype, wandb_run, epoch, landscape_rows, computed)
         if landscape_rows:
             write_csv(output_dir / "landscape.csv", ["epoch", *GRADIENT_LINE_COLUMNS], landscape_rows)
     if "random_line" in probes:
