@@ -107,4 +107,4 @@ def forward(
         weight = next(pieces).unflatten(-1, (fan_out, fan_in))
         h = torch.baddbmm(next(pieces).unsqueeze(-1), weight, h) if shape.bias else weight @ h
         h = act(h) if i < len(shape.layers) - 1 else h
-    return h.squeeze(-2)
+    return h.transpose(-1, -2).squeeze(-1)  # (B, n, output_dim), as the single network gives (n, output_dim)

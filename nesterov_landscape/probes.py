@@ -106,7 +106,7 @@ def line_profiles(
     def lattice(points: torch.Tensor) -> torch.Tensor:
         return torch.round(points / (h * 1e-6)).long()
 
-    needed = torch.cat([grid + h, grid - h, torch.tensor([h, 0.0, -h], dtype=grid.dtype)])
+    needed = torch.cat([grid + h, grid - h, torch.tensor([h, 0.0, -h], dtype=grid.dtype, device=grid.device)])
     grid_keys, needed_keys = lattice(grid), lattice(needed)
     off_grid = ~torch.isin(needed_keys, grid_keys)
     extra_keys, inverse = needed_keys[off_grid].unique(return_inverse=True)

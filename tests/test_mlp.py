@@ -17,12 +17,13 @@ def test_forward_matches_torch_nn(activation, bias):
     torch.testing.assert_close(forward(shape, activation, params, x), expected, rtol=1e-12, atol=1e-12)
 
 
-def test_batched_forward_equals_one_network_at_a_time():
-    shape = MLPShape(input_dim=4, width=6, depth=2)
+@pytest.mark.parametrize("output_dim", [1, 2])
+def test_batched_forward_equals_one_network_at_a_time(output_dim):
+    shape = MLPShape(input_dim=4, width=6, depth=2, output_dim=output_dim)
     stacked = torch.stack([init_params(shape, "pytorch", torch.Generator().manual_seed(s)) for s in range(3)])
     x = torch.randn(9, 4, dtype=torch.float64)
     batched = forward(shape, "tanh", stacked, x)
-    assert batched.shape == (3, 9)
+    assert batched.shape == ((3, 9) if output_dim == 1 else (3, 9, output_dim))
     for i in range(3):
         torch.testing.assert_close(batched[i], forward(shape, "tanh", stacked[i], x), rtol=1e-13, atol=1e-13)
 
