@@ -82,7 +82,8 @@ def forward(
     shape: MLPShape, activation: str, params: torch.Tensor, x: torch.Tensor, fast: bool = False
 ) -> torch.Tensor:
     """Network outputs for inputs x (n, input_dim) or (B, n, input_dim): shape (n,) for params (P,),
-    (B, n) for params (B, P). `fast` uses FAST_ACTIVATIONS where there is one."""
+    (B, n) for params (B, P), with a last axis of output_dim where it is not 1. `fast` uses
+    FAST_ACTIVATIONS where there is one."""
     act = FAST_ACTIVATIONS.get(activation, ACTIVATIONS[activation]) if fast else ACTIVATIONS[activation]
     sizes = [
         n
@@ -107,4 +108,4 @@ def forward(
         weight = next(pieces).unflatten(-1, (fan_out, fan_in))
         h = torch.baddbmm(next(pieces).unsqueeze(-1), weight, h) if shape.bias else weight @ h
         h = act(h) if i < len(shape.layers) - 1 else h
-    return h.transpose(-1, -2).squeeze(-1)  # (B, n, output_dim), as the single network gives (n, output_dim)
+    return h.transpose(-1, -2).squeeze(-1)

@@ -103,8 +103,8 @@ def line_profiles(
     # Finite differences need phi at t +- h and at 0, +-h; most of those points are on the grid
     # already (all but two when h is a multiple of t_step, as by default): only the others are
     # evaluated. Points are matched on a 1e-6 h lattice, far below any t_step in use.
-    def lattice(points: torch.Tensor) -> torch.Tensor:
-        return torch.round(points / (h * 1e-6)).long()
+    def lattice(ts: torch.Tensor) -> torch.Tensor:
+        return torch.round(ts / (h * 1e-6)).long()
 
     needed = torch.cat([grid + h, grid - h, torch.tensor([h, 0.0, -h], dtype=grid.dtype, device=grid.device)])
     grid_keys, needed_keys = lattice(grid), lattice(needed)
