@@ -48,11 +48,24 @@ def main(cfg: DictConfig) -> None:
             file=sys.stderr,
         )
         sys.exit(130)
+    except Exception:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            # Hydra keeps a failed job's error for the end of the sweep, which reports it in one line
+            # (batched_sweeper): its traceback, a bug's, is logged here as it fails, in the job's log too.
+            log.exception("job failed")
+        raise
 
 
 if __name__ == "__main__":
     try:
         main()
-    except KeyboardInterrupt:  # Ctrl-C outside a job: while Hydra starts, or in a launcher's wait
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C outside a job: while Hydra starts, or in a launcher
+        print(f"\ninterrupted{f': {interrupt}' if str(interrupt) else ''}", file=sys.stderr)
         sys.exit(130)
+    except ValueError as error:
+        # Hydra's checks of the command line (say --cfg with --multirun) raise before any job; a job's
+        # own errors reach here only with HYDRA_FULL_ERROR=1, which asks for their tracebacks.
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -3,10 +3,14 @@ its folder, .hydra/ files, log file, result files and W&B run, one after another
 
 Jobs arrive as plain data (their resolved config, the config and Hydra node as Hydra would save
 them): no Hydra composition happens here. One job's failure is that job's alone: a stack that
-cannot be trained or probed together falls back to training its jobs one by one."""
+cannot be trained or probed together falls back to training its jobs one by one. Ctrl-C stops a
+stack with each of its unfinished jobs recorded as interrupted."""
 
+import contextlib
+import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -14,17 +18,60 @@ from typing import Any, Sequence
 import torch
 import yaml
 
-from .stack import train_jobs
+from .stack import stack_signature, train_jobs
 from .config import ConfigError, validate_values
-from .job_files import atomic_write_text
+from .job_files import atomic_write_text, json_safe, remove_previous_attempt, write_json
 from . import job_claim
-from .job import run_claimed
+from .job import run_claimed, versions
+from .wandb_run import remove_stale_runs
 
 log = logging.getLogger(__name__)
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 
-# (job index, "completed" or "failed", the job's status or the error)
+# (job index, how it ended: "completed", "failed", "interrupted" or "not run"; the job's status
+# when completed (completed, diverged, skipped), else why)
 Outcome = tuple[int, str, str]
+
+
+class StackInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a stack: the outcome of each of its jobs (interrupted, or finished before).
+    Still a KeyboardInterrupt to any code that does not look for the outcomes."""
+
+    def __init__(self, outcomes: list[Outcome]) -> None:
+        super().__init__(outcomes)
+        self.outcomes = outcomes
+
+
+class WorkerInterrupts:
+    """Ctrl-C in a worker process (init_worker). A terminal sends SIGINT to the whole process group
+    and the launching process forwards it when it got it alone, so a worker may get it twice, or
+    while it waits for work: it stops the stack being trained once (one KeyboardInterrupt), never
+    kills a waiting worker (which would print a traceback), and once the launching process has set
+    `sweep_stopped` no stack starts."""
+
+    def __init__(self, sweep_stopped: Any) -> None:
+        self.sweep_stopped, self.in_stack, self.raised = sweep_stopped, False, False
+        signal.signal(signal.SIGINT, self.on_sigint)
+
+    def on_sigint(self, signum: int, frame: Any) -> None:
+        if self.in_stack and not self.raised:
+            self.raised = True
+            raise KeyboardInterrupt
+
+
+WORKER_INTERRUPTS: WorkerInterrupts | None = None  # set in worker processes only
+
+
+@contextlib.contextmanager
+def sigint_ignored():
+    """Ctrl-C held off: while interrupted jobs are recorded (a second Ctrl-C must not cut that
+    short), and while W&B's service starts (it inherits the setting and must outlive a Ctrl-C to
+    close the runs of interrupted jobs)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _write_hydra_files(job: Any) -> None:
@@ -92,29 +139,92 @@ def _finish_job(job: Any, config: Any, trained: Any) -> Outcome:
 
 
 def run_stack(jobs: Sequence[Any]) -> list[Outcome]:
-    """Run jobs that the launcher grouped by stack signature (or one job alone)."""
+    """Run jobs that the launcher grouped by stack signature (or one job alone). In a worker, a
+    stack handed over after the sweep was stopped does not start: its jobs are "not run"."""
+    interrupts = WORKER_INTERRUPTS
+    if interrupts is None:
+        return _run_stack(jobs)
+    interrupts.in_stack = True  # before looking at sweep_stopped: a Ctrl-C forwarded after it was set still stops us
+    try:
+        if interrupts.sweep_stopped.is_set():
+            return [(job.idx, "not run", "the sweep was interrupted") for job in jobs]
+        return _run_stack(jobs)
+    finally:
+        interrupts.in_stack = False
+
+
+def _run_stack(jobs: Sequence[Any]) -> list[Outcome]:
     outcomes: list[Outcome] = []
-    valid = []
-    for job in jobs:
-        try:
-            valid.append((job, validate_values(job.resolved, cuda_available=torch.cuda.is_available())))
-        except ConfigError as error:
-            outcomes.append((job.idx, "failed", f"invalid config: {error}"))
-    if not valid:
-        return outcomes
-    torch.set_num_threads(valid[0][1].trainer.threads)
-    trained: list[Any] = [None] * len(valid)
-    if len(valid) > 1:
-        try:
-            trained = train_jobs([config for _, config in valid])
-        except Exception as error:  # the jobs then train one by one, each failing on its own
-            log.warning(
-                "stack of %d jobs failed (%s: %s); training them one by one", len(valid), type(error).__name__, error
-            )
-    for i, (job, config) in enumerate(valid):
-        outcomes.append(_finish_job(job, config, trained[i]))
-        trained[i] = None  # release the run's weights and history
+    try:
+        valid = []
+        for job in jobs:
+            try:
+                valid.append((job, validate_values(job.resolved, cuda_available=torch.cuda.is_available())))
+            except ConfigError as error:
+                outcomes.append((job.idx, "failed", f"invalid config: {error}"))
+        if not valid:
+            return outcomes
+        torch.set_num_threads(valid[0][1].trainer.threads)
+        trained: list[Any] = [None] * len(valid)
+        # A stack of one trains stacked too: a job's numbers do not depend on how the sweep was split
+        if stack_signature(valid[0][1]) is not None:
+            try:
+                trained = train_jobs([config for _, config in valid])
+            except Exception as error:  # the jobs then train one by one, each failing on its own
+                log.warning(
+                    "stack of %d jobs failed (%s: %s); training them one by one",
+                    len(valid),
+                    type(error).__name__,
+                    error,
+                )
+        for i, (job, config) in enumerate(valid):
+            outcomes.append(_finish_job(job, config, trained[i]))
+            trained[i] = None  # release the run's weights and history
+    except KeyboardInterrupt:
+        with sigint_ignored():
+            ended = {outcome[0] for outcome in outcomes}
+            outcomes += [_record_interrupted(job) for job in jobs if job.idx not in ended]
+        raise StackInterrupted(outcomes) from None
     return outcomes
+
+
+def _record_interrupted(job: Any) -> Outcome:
+    """A job of a stack that Ctrl-C stopped: its folder records status interrupted, and the same
+    command finishes it. A job stopped while its folder was being written already says so (with its
+    W&B run closed, run_job); the others, stopped while their stack trained, get .hydra/, a log line
+    and a summary.json of status interrupted (no W&B run: none was started)."""
+    folder = Path(job.output_dir)
+    try:
+        claim = job_claim.acquire(folder)
+    except job_claim.FolderClaimed:  # another process runs it
+        return job.idx, "completed", "skipped"
+    try:
+        if not _recorded_interrupted(folder, job.resolved):
+            _write_hydra_files(job)
+            remove_previous_attempt(folder)  # as run_job does first: the folder never mixes two attempts
+            remove_stale_runs(folder)
+            with _JobLog(job):
+                log.info("interrupted while its stack trained; run the same command to finish it")
+            summary = {
+                "status": "interrupted",
+                "error": "KeyboardInterrupt",
+                "seed": job.resolved["seed"],
+                "config": job.resolved,
+                "versions": dict(versions()),
+                "job": _identity(job),
+            }
+            write_json(folder / "summary.json", summary)
+    finally:
+        claim.release()
+    return job.idx, "interrupted", "interrupted"
+
+
+def _recorded_interrupted(folder: Path, resolved: dict[str, Any]) -> bool:
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return summary.get("status") == "interrupted" and summary.get("config") == json_safe(resolved)
 
 
 def run_stacks(stacks: Sequence[Sequence[Any]]) -> list[Outcome]:
@@ -123,14 +233,19 @@ def run_stacks(stacks: Sequence[Sequence[Any]]) -> list[Outcome]:
     return [outcome for stack in stacks for outcome in run_stack(stack)]
 
 
-def init_worker() -> None:
-    """A worker process prints warnings only; each job's log goes to its own file."""
+def init_worker(sweep_stopped: Any = None) -> None:
+    """A worker process prints warnings only; each job's log goes to its own file. With
+    `sweep_stopped` (a worker of the launching process's pool), Ctrl-C as WorkerInterrupts says."""
+    global WORKER_INTERRUPTS
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr)
     os.environ.setdefault("WANDB_SILENT", "true")
+    if sweep_stopped is not None:
+        WORKER_INTERRUPTS = WorkerInterrupts(sweep_stopped)
 
 
 def warm_up() -> None:
     """Start W&B's service now, not at the first job (about 0.5 s)."""
     import wandb
 
-    wandb.setup()
+    with sigint_ignored():
+        wandb.setup()

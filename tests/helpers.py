@@ -86,8 +86,11 @@ def as_module(shape: MLPShape, activation: str, params: torch.Tensor) -> torch.n
     return torch.nn.Sequential(*layers)
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`python -m nesterov_landscape ARGS` as a user runs it."""
+def run_cli(
+    *args: str, cwd: Path, timeout: float = 300, env: dict | None = None, **popen
+) -> subprocess.CompletedProcess:
+    """`python -m nesterov_landscape ARGS` as a user runs it; `popen`: more of subprocess.run's
+    arguments (say user= and group= for another user)."""
     full_env = {**os.environ, "WANDB_SILENT": "true", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "nesterov_landscape", *args],
@@ -96,4 +99,5 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None
         capture_output=True,
         text=True,
         timeout=timeout,
+        **popen,
     )

@@ -121,3 +121,27 @@ def test_stacked_probe_equals_the_probe_of_each_run():
         )
         for name, values in result.gradient_line.columns().items():
             torch.testing.assert_close(values, alone.columns()[name], rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+@pytest.mark.slow
+def test_agnes_runs_with_different_L_each_get_their_own_coefficients(tmp_path):
+    """AGNES computes its step sizes and momentum from L, mu and sigma. Two values of L share one
+    stack (a stack's differing values are one per run), and each job equals the same job run
+    alone by the basic launcher; a stack that took the first run's L would fail the second."""
+    sweep = [*TINY, "trainer.precision=float64", "trainer.epochs=300", "probe=none", "optimizer=agnes"]
+    sweep += ["optimizer.L=5,20", "optimizer.mu=0.5", "optimizer.sigma=0.5"]
+    results = {}
+    # one process: one stack of both (two workers would take a stack of one each)
+    for launcher, args in (("basic", []), ("batched", ["hydra.launcher.n_jobs=1"])):
+        out = tmp_path / launcher
+        launch = [f"hydra/launcher={launcher}", *args, f"hydra.sweep.dir={out}", "--multirun"]
+        result = run_cli(*sweep, *launch, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        results[launcher] = [json.loads((out / str(n) / "summary.json").read_text()) for n in range(2)]
+    assert [s["stacked_with"] for s in results["batched"]] == [1, 1]
+    for separate, batched in zip(results["basic"], results["batched"]):
+        assert batched["optimizer_hyperparams"] == separate["optimizer_hyperparams"]
+        assert batched["final_loss"] == pytest.approx(separate["final_loss"], rel=RTOL)
+    etas = [s["optimizer_hyperparams"]["correction"] for s in results["basic"]]
+    assert etas == pytest.approx([1 / (5 * 1.25), 1 / (20 * 1.25)], rel=1e-15)  # eta = 1 / (L (1 + sigma^2))
+    assert results["basic"][0]["final_loss"] != pytest.approx(results["basic"][1]["final_loss"], rel=1e-3)

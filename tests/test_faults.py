@@ -2,6 +2,7 @@
 nesterov_landscape` and `python -m multirun_analysis` as subprocesses, real signals, real W&B
 offline runs, processes started together. Nothing may be lost, mixed or duplicated."""
 
+import ctypes
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from .helpers import ROOT, TINY, compose_config, run_cli
 from multirun_analysis.synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
 
 ENV = {**os.environ, "WANDB_SILENT": "true"}
+CLONE_NEWUSER = 0x10000000  # <sched.h>
 # A job long enough to be caught training (about 0.5 ms per epoch here); its log has a line at
 # epochs 800, 1600, ... (a tenth of the epochs), the moment the tests strike.
 LONG = [*TINY, "trainer.epochs=8000", "trainer.log_every=100", "probe=none"]
@@ -142,6 +144,81 @@ def test_bad_input_on_the_command_line_leaves_nothing(tmp_path):
         assert list(cwd.iterdir()) == [], args  # no outputs/ or multirun/ folder at all
 
 
+LAUNCHERS = [  # every launcher, each as it runs on this machine
+    ["hydra/launcher=basic"],
+    ["hydra/launcher=joblib"],
+    ["hydra/launcher=submitit_local"],
+    ["hydra/launcher=batched"],
+    ["hydra/launcher=batched_slurm", "hydra.launcher.cluster=local"],
+]
+
+
+def test_two_jobs_in_one_folder_are_refused_before_any_job_runs(tmp_path):
+    """Issue 17: a subdir without the job number puts seeds 0 and 1 of each lr in one folder,
+    where each job would replace the other's results. Every launcher refuses the sweep."""
+    subdir = "lr${optimizer.lr}"
+
+    def run(launcher: list[str]):
+        cwd = tmp_path / launcher[0].split("=")[1]
+        cwd.mkdir()
+        sweep = ["seed=0,1", "optimizer.lr=0.005,0.01", f"hydra.sweep.subdir={subdir}", "hydra.sweep.dir=sweep"]
+        return cwd, run_cli(*TINY, "probe=none", *sweep, *launcher, "--multirun", cwd=cwd, timeout=120)
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(run, LAUNCHERS))
+    for launcher, (cwd, result) in zip(LAUNCHERS, results):
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, (launcher, result.stderr)
+        line = lines[-1]
+        assert line.startswith("error: jobs #0 (") and f"and #2 ({' '.join(TINY)} probe=none" in line, launcher
+        assert "seed=0 optimizer.lr=0.005" in line and "seed=1 optimizer.lr=0.005" in line, launcher
+        assert f"the folder {cwd / 'sweep' / 'lr0.005'}" in line and f"hydra.sweep.subdir={subdir}" in line, launcher
+        assert list(cwd.iterdir()) == [], launcher  # no sweep folder, no job folder
+
+
+def without_root_privileges() -> dict:
+    """run_cli arguments under which file permissions hold. Root passes over them, so a test run by
+    root runs the command in a user namespace of its own: there it still owns root's files, but has
+    no capability to write where their permissions say no."""
+    if os.geteuid() != 0:
+        return {}
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def unprivileged() -> None:
+        if libc.unshare(CLONE_NEWUSER) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER)")
+
+    return {"preexec_fn": unprivileged}
+
+
+def test_a_sweep_folder_that_cannot_be_written_is_one_line(tmp_path):
+    """Issue 17: a read-only sweep folder, another user's folder and a name longer than the file
+    system allows printed tracebacks; so did --cfg with --multirun. Each is one line and exit 2."""
+    read_only = tmp_path / "read_only"
+    read_only.mkdir(mode=0o555)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    if os.geteuid() == 0:
+        os.chown(theirs, 65534, 65534)  # nobody's
+    elif not os.access("/", os.W_OK):
+        theirs = Path("/")  # root's
+    else:
+        pytest.skip("needs a folder of another user that this user cannot write")
+    cases = [
+        ([f"hydra.sweep.dir={read_only}"], f"hydra.sweep.dir={read_only}: Permission denied"),
+        ([f"hydra.sweep.dir={theirs / 'sweep'}"], f"hydra.sweep.dir={theirs / 'sweep'}: Permission denied"),
+        ([f"hydra.sweep.dir={'x' * 300}"], "File name too long"),
+        (["--cfg", "job"], "Only one of --run, --multirun, --cfg"),
+    ]
+    for args, message in cases:  # one after another: preexec_fn is not for threads
+        result = run_cli(*TINY, "seed=0,1", *args, "--multirun", cwd=tmp_path, timeout=120, **without_root_privileges())
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, (args, result.stderr)
+        assert lines[0].startswith("error: ") and message in lines[0], (args, result.stderr)
+    assert list(read_only.iterdir()) == [] and not (theirs / "sweep").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["read_only", "theirs"]
+
+
 # --- kill -9, Ctrl-C, failure, then the same command again: one W&B run per job ---
 
 
@@ -180,6 +257,48 @@ def test_ctrl_c_records_interrupted_and_the_same_command_finishes_it(tmp_path):
     second = run_cli(*args, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert_one_finished_run_per_job([job])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_jobs", [2, 1])
+def test_ctrl_c_of_a_batched_sweep_records_each_running_job_interrupted(n_jobs, tmp_path):
+    """Issue 17: a batched Ctrl-C printed workers' tracebacks and an empty count, and no job said
+    interrupted. Here Ctrl-C reaches the whole process group, as from a terminal, while a stack of
+    two long jobs trains and a stack of two short ones has finished."""
+    sweep = tmp_path / "sweep"
+    args = [*LONG, "trainer.epochs=20,400000", "seed=0,1", "hydra/launcher=batched", f"hydra.launcher.n_jobs={n_jobs}"]
+    with (tmp_path / "sweep.log").open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nesterov_landscape", *args, f"hydra.sweep.dir={sweep}", "--multirun"],
+            cwd=tmp_path,
+            env=ENV,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a terminal gives a command
+        )
+    try:
+        short, long = [sweep / "0", sweep / "1"], [sweep / "2", sweep / "3"]
+        wait_for(lambda: all((job / "summary.json").exists() for job in short), what="the short jobs to finish")
+        time.sleep(3)  # the long stack trains: 400,000 epochs take minutes
+        finished = [(job / "summary.json").read_text() for job in short]
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=120) == 130
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    output = (tmp_path / "sweep.log").read_text()
+    assert "Traceback" not in output, output
+    assert "4 jobs in " in output and "s: 2 completed, 2 interrupted\n" in output, output
+    assert output.strip().splitlines()[-1] == (
+        "interrupted: 2 running jobs recorded status interrupted; run the same command to finish the sweep"
+    )
+    assert [(job / "summary.json").read_text() for job in short] == finished  # finished jobs stay finished
+    for job in long:
+        interrupted = summary(job)
+        assert interrupted["status"] == "interrupted" and interrupted["error"] == "KeyboardInterrupt"
+        assert interrupted["config"]["trainer"]["epochs"] == 400000 and interrupted["job"]["output_dir"] == str(job)
+        assert (job / ".hydra" / "config.yaml").exists() and not (job / job_claim.CLAIM_FILE).exists()
+        assert not offline_runs(job)  # it was training: no W&B run was started
 
 
 @pytest.mark.slow

@@ -69,6 +69,7 @@ def test_derived_job_configs_equal_hydras_composition(tmp_path):
         job = job_configs.job(idx, overrides)
         task, resolved, hydra, output_dir = hydra_composed(loader, master, idx, overrides)
         assert (job.task, job.resolved, job.hydra, job.output_dir) == (task, resolved, hydra, output_dir), overrides
+        assert job_configs.job_folder(idx, overrides) == (output_dir, hydra["sweep"]["subdir"]), overrides
     # one composition per set of group choices, however many jobs share it
     assert len(job_configs.templates) == 5
     # the quick parse of `key=integer` is Hydra's parse
@@ -121,12 +122,71 @@ def test_worker_processes_give_what_one_process_gives(tmp_path):
     for a, b, ha, hb in zip(one, two, one_history, two_history):
         assert a["config"] == b["config"] and a["status"] == b["status"] and a["epochs_run"] == b["epochs_run"]
         assert b["threads"] == 1  # trainer.threads, as the worker trained
-        assert len(ha) == len(hb)
-        for ra, rb in zip(ha, hb):
-            assert ra["epoch"] == rb["epoch"]
-            for column in ("loss", "grad_norm"):
-                x, y = float(ra[column]), float(rb[column])
-                assert x == y or abs(x - y) <= 1e-10 * abs(x), (column, x, y)
+        assert ha == hb  # bitwise: every epoch's loss and gradient norm as written
+
+
+def batched_sweep(tmp_path: Path, name: str, *args: str) -> tuple[Path, subprocess.CompletedProcess]:
+    sweep = tmp_path / name
+    return sweep, run_cli(*args, "hydra/launcher=batched", f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path)
+
+
+@pytest.mark.slow
+def test_a_jobs_result_does_not_depend_on_how_the_sweep_was_split(tmp_path):
+    """Issue 17: with 2 workers, seed 2 was a stack of one, trained unstacked, and ended 4e-3 off
+    its value in a stack of three after 2,000 float64 epochs. One process (a stack of three), two
+    workers (two and one) and max_batch=1 (three of one) now write the same bytes."""
+    sweep_args = [*TINY, "seed=0,1,2", "trainer.epochs=2000", "trainer.precision=float64", "probe=none"]
+    splits = {
+        "n1": ["hydra.launcher.n_jobs=1"],
+        "n2": ["hydra.launcher.n_jobs=2"],
+        "b1": ["hydra.launcher.max_batch=1"],
+    }
+    written = {}
+    for name, split in splits.items():
+        sweep, result = batched_sweep(tmp_path, name, *sweep_args, *split)
+        assert result.returncode == 0, result.stderr
+        done = summaries(sweep, 3)
+        written[name] = (
+            [s["final_loss"] for s in done],
+            [(sweep / str(i) / "history.csv").read_bytes() for i in range(3)],
+        )
+        assert [s["status"] for s in done] == ["completed"] * 3
+        stacked = {"n1": [2, 2, 2], "n2": [1, 1, 0], "b1": [0, 0, 0]}[name]
+        assert [s["stacked_with"] for s in done] == stacked, name  # the splits really differ
+    assert written["n1"] == written["n2"] == written["b1"]
+    assert len(set(written["n1"][0])) == 3  # three different runs
+
+
+@pytest.mark.slow
+def test_workers_are_capped_at_the_number_of_jobs(tmp_path):
+    """Issue 17: hydra.launcher.n_jobs=1000 on 3 jobs started 229 worker processes; a 1-job sweep
+    started 2. Counted here from /proc while each sweep runs."""
+    for name, args, most, where in [
+        ("three", ["seed=0,1,2", "hydra.launcher.n_jobs=1000"], 3, "on 3 worker processes"),
+        ("one", ["seed=0"], 0, "on this process"),
+    ]:
+        sweep, log = tmp_path / name, tmp_path / f"{name}.log"
+        command = [sys.executable, "-m", "nesterov_landscape", *TINY, *args, "hydra/launcher=batched"]
+        env = {**os.environ, "WANDB_SILENT": "true"}
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                [*command, f"hydra.sweep.dir={sweep}", "--multirun"],
+                cwd=tmp_path,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        workers = set()
+        while process.poll() is None:
+            workers |= set(worker_processes(process.pid))
+            time.sleep(0.05)
+        output = log.read_text()
+        jobs = len(args[0].split(","))
+        assert process.returncode == 0, output
+        assert len(workers) == most and f"Launching {jobs} jobs, stacked, {where}" in output, output
+        warnings = [line for line in output.splitlines() if "hydra.launcher.n_jobs=1000 is more than the" in line]
+        assert len(warnings) == (name == "three"), output
+        assert all(s["status"] == "completed" for s in summaries(sweep, jobs))
 
 
 @pytest.mark.slow
@@ -164,6 +224,14 @@ def children(pid):
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+def worker_processes(pid):
+    """The batched launcher's worker processes (not the resource tracker, not W&B's service)."""
+    try:
+        return [c for c in children(pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    except OSError:  # the process, or a child, has just ended
+        return []
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_stack_then_the_same_command_finishes_only_the_rest(tmp_path):
     sweep = tmp_path / "sweep"
@@ -185,8 +253,8 @@ def test_a_worker_killed_mid_stack_then_the_same_command_finishes_only_the_rest(
     sweep_process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     workers = []
-    while len(workers) < 2 and time.monotonic() < deadline:  # not the resource tracker, not wandb's service
-        workers = [c for c in children(sweep_process.pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    while len(workers) < 2 and time.monotonic() < deadline:
+        workers = worker_processes(sweep_process.pid)
         time.sleep(0.2)
     time.sleep(8)  # both are training their first stacks: a stack of two trains for about 13 s here
     os.kill(workers[0], signal.SIGKILL)

@@ -11,6 +11,7 @@ import logging
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections import defaultdict
@@ -27,6 +28,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from .job_configs import Job, JobConfigs
+from .job_folders import JobFolder
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +106,13 @@ class BatchedLauncher(Launcher):
         if n_jobs is not None and n_jobs < 1:
             raise ValueError(f"hydra.launcher.n_jobs={n_jobs} is not allowed; it must be null or an integer >= 1")
         self.max_batch = max_batch
-        self.n_jobs = n_jobs or len(os.sched_getaffinity(0))
+        self.n_jobs = n_jobs  # null: one worker per core
+        self.workers = 1  # of this launch: n_jobs, at most one per job
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
         self.pool: Optional[ProcessPoolExecutor] = None
+        self.sweep_stopped: Any = None  # a multiprocessing Event the workers read: set by Ctrl-C
+        self.stopping = False  # Ctrl-C reached this process while workers ran stacks
         self.job_configs: Optional[JobConfigs] = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -116,22 +121,28 @@ class BatchedLauncher(Launcher):
     def check_batch(self, job_overrides: Sequence[Sequence[str]]) -> None:
         assert self.hydra_context is not None and self.config is not None
         setup_globals()
-        self._start_workers()  # they import torch and W&B while the jobs are checked and derived
         self.job_configs = JobConfigs(self.hydra_context, self.config)
-        try:
-            self.job_configs.check(job_overrides)
-        except BaseException:
-            self._stop_workers(cancel=True)
-            raise
+        self.job_configs.check(job_overrides)
+
+    def job_folders(self, job_overrides: Sequence[Sequence[str]]) -> Iterator[JobFolder]:
+        """Each job's folder as the launch will derive it (jobs numbered from 0: the whole sweep)."""
+        for idx, overrides in enumerate(job_overrides):
+            yield JobFolder(idx, overrides, *self.job_configs.job_folder(idx, overrides))
 
     def _start_workers(self) -> None:
-        from nesterov_landscape.stack_jobs import init_worker, warm_up
+        from nesterov_landscape.stack_jobs import init_worker, sigint_ignored, warm_up
 
-        if self.n_jobs > 1 and self.pool is None:
+        if self.workers > 1 and self.pool is None:
             context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch and threads
-            self.pool = ProcessPoolExecutor(self.n_jobs, mp_context=context, initializer=init_worker)
-            for _ in range(self.n_jobs):
-                self.pool.submit(warm_up)
+            self.sweep_stopped = context.Event()
+            # The workers start with Ctrl-C ignored (SIG_IGN survives exec) until init_worker handles it:
+            # a Ctrl-C while they import would print their tracebacks.
+            with sigint_ignored():
+                self.pool = ProcessPoolExecutor(
+                    self.workers, mp_context=context, initializer=init_worker, initargs=(self.sweep_stopped,)
+                )
+                for _ in range(self.workers):  # each submission starts a worker
+                    self.pool.submit(warm_up)
 
     def _stop_workers(self, cancel: bool = False) -> None:
         if self.pool is not None:
@@ -146,6 +157,7 @@ class BatchedLauncher(Launcher):
         if self.job_configs is None:
             self.check_batch(job_overrides)
         jobs = list(enumerate(job_overrides, start=initial_job_idx))
+        self.workers = self._workers(len(jobs))
         log.info(f"Launching {len(jobs)} jobs, stacked, on {self._where()}")
         self.progress = Progress(len(jobs))
         self.returns: dict[int, JobReturn] = {}
@@ -153,18 +165,29 @@ class BatchedLauncher(Launcher):
         try:
             self._run(self._stacks(jobs))
         finally:
+            for idx, overrides in jobs:
+                if idx not in self.returns:  # never started: the pool broke or the sweep was interrupted
+                    self._record(idx, overrides, "not run", "not run")
             self.progress.close()
-            self.job_configs = None
-        for idx, overrides in jobs:
-            if idx not in self.returns:  # never ran: the pool broke or the sweep was interrupted
-                self._record(idx, overrides, "failed", "not run")
         return [self.returns.pop(idx) for idx, _ in jobs]
 
+    def _workers(self, n_jobs: int) -> int:
+        """hydra.launcher.n_jobs worker processes (null: one per core), at most one per job: a
+        worker costs a process start and about 0.3 GB, and a sweep's stacks are not known before
+        they stream, so its jobs are the bound known up front. One worker: this process."""
+        cores = len(os.sched_getaffinity(0))
+        if self.n_jobs is not None and self.n_jobs > cores:
+            log.warning(
+                f"hydra.launcher.n_jobs={self.n_jobs} is more than the {cores} cores this process may use "
+                "(os.sched_getaffinity); its workers share them"
+            )
+        return max(1, min(self.n_jobs or cores, n_jobs))
+
     def _where(self) -> str:
-        return "this process" if self.n_jobs == 1 else f"{self.n_jobs} worker processes"
+        return "this process" if self.workers == 1 else f"{self.workers} worker processes"
 
     def _stack_size(self, n_jobs: int) -> int:
-        return max(1, min(self.max_batch, math.ceil(n_jobs / self.n_jobs)))
+        return max(1, min(self.max_batch, math.ceil(n_jobs / self.workers)))
 
     def _stacks(self, jobs: list[tuple[int, Sequence[str]]]) -> Iterator[list[Job]]:
         """Stacks of jobs with equal signatures, streamed as they fill so the first trains at once.
@@ -203,34 +226,90 @@ class BatchedLauncher(Launcher):
         yield from filling.values()
 
     def _run(self, stacks: Iterator[list[Job]]) -> None:
-        from nesterov_landscape.stack_jobs import run_stack
+        if self.workers == 1:
+            self._run_here(stacks)
+        else:
+            self._run_in_workers(stacks)
 
-        if self.n_jobs == 1:
-            for stack in stacks:
-                self._collect(stack, run_stack(stack))
-            return
-        self._start_workers()
-        running: dict[Future, list[Job]] = {}
+    def _run_here(self, stacks: Iterator[list[Job]]) -> None:
+        """Stacks one after another in this process; Ctrl-C stops the stack being trained."""
+        from nesterov_landscape.stack_jobs import StackInterrupted, run_stack
+
         try:
             for stack in stacks:
-                if len(running) >= 2 * self.n_jobs:  # bound what waits in memory
+                try:
+                    self._collect(stack, run_stack(stack))
+                except StackInterrupted as stop:
+                    self._collect(stack, stop.outcomes)
+                    raise
+        except KeyboardInterrupt:
+            raise self._interrupted() from None
+
+    def _run_in_workers(self, stacks: Iterator[list[Job]]) -> None:
+        """Stacks streamed to the worker processes. Ctrl-C here only sets a flag, looked at between
+        steps (an exception could strike inside the pool's own bookkeeping): the workers stop their
+        stacks, start no other, and this process collects what each job recorded."""
+        from nesterov_landscape.stack_jobs import run_stack
+
+        self._start_workers()
+        running: dict[Future, list[Job]] = {}
+        previous = signal.signal(signal.SIGINT, self._stop)
+        try:
+            for stack in stacks:
+                while len(running) >= 2 * self.workers and not self.stopping:  # bound what waits in memory
                     self._settle(running)
+                if self.stopping:
+                    break
                 running[self.pool.submit(run_stack, stack)] = stack
-            while running:
+            while running and not self.stopping:
                 self._settle(running)
+            if self.stopping:
+                self._wind_down(running)
+                raise self._interrupted()
         except BaseException:
             self._stop_workers(cancel=True)
             raise
+        finally:
+            signal.signal(signal.SIGINT, previous)
         self._stop_workers()
+
+    def _stop(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+
+    def _wind_down(self, running: dict[Future, list[Job]]) -> None:
+        """After Ctrl-C: no stack starts (sweep_stopped), the workers' running stacks stop (they got
+        the terminal's SIGINT; forwarded here for a SIGINT sent to this process alone), stacks not
+        yet handed over are dropped, and each job's outcome is collected."""
+        self.sweep_stopped.set()
+        for worker in multiprocessing.active_children():
+            os.kill(worker.pid, signal.SIGINT)
+        for future in [f for f in running if f.cancel()]:
+            running.pop(future)
+        while running:
+            self._settle(running)
+
+    def _interrupted(self) -> KeyboardInterrupt:
+        stopped = self.progress.counts["interrupted"]
+        return KeyboardInterrupt(
+            f"{stopped} running job{'s' * (stopped != 1)} recorded status interrupted; "
+            "run the same command to finish the sweep"
+        )
 
     def _settle(self, running: dict[Future, list[Job]]) -> None:
         """Collect the stacks that finished; a new pool replaces one that broke."""
-        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        from nesterov_landscape.stack_jobs import StackInterrupted
+
+        done, _ = wait(running, timeout=1, return_when=FIRST_COMPLETED)  # wakes to look at self.stopping
         broken = False
         for future in done:
             stack = running.pop(future)
             try:
                 self._collect(stack, future.result())
+            except StackInterrupted as stop:  # a Ctrl-C that reached the worker alone stops the sweep too
+                self._collect(stack, stop.outcomes)
+                self.stopping = True
+            except KeyboardInterrupt:  # Ctrl-C before the stack began: its jobs did not start
+                self.stopping = True
             except BrokenProcessPool:
                 broken = True
                 for job in stack:
@@ -256,16 +335,17 @@ class BatchedLauncher(Launcher):
             self._record(idx, overrides[idx], status, detail)
 
     def _record(self, idx: int, overrides: Sequence[str], status: str, detail: str) -> None:
-        """A small JobReturn (no configs): a sweep of 10,000 jobs keeps 10,000 of them."""
-        failed = status == "failed"
+        """A small JobReturn (no configs): a sweep of 10,000 jobs keeps 10,000 of them. `status` is
+        how the job ended (stack_jobs.Outcome); the progress counts a completed job by its own status."""
+        completed = status == "completed"
         self.returns[idx] = JobReturn(
             overrides=list(overrides),
             working_dir=os.getcwd(),
             task_name=self.job_name,
-            status=JobStatus.FAILED if failed else JobStatus.COMPLETED,
-            _return_value=RuntimeError(detail) if failed else detail,
+            status=JobStatus.COMPLETED if completed else JobStatus.FAILED,
+            _return_value=detail if completed else RuntimeError(detail),
         )
-        self.progress.done(detail if detail in ("completed", "diverged", "already done", "skipped") else "failed")
+        self.progress.done(detail if completed else status)
 
 
 class BatchedSlurmLauncher(BatchedLauncher):

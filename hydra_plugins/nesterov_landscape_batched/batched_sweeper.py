@@ -1,13 +1,29 @@
-"""`hydra/sweeper=batched` (the app's default): Hydra's basic sweeper, except that before a batch it
-lets a launcher that composes jobs itself check them. Hydra's own check composes every job's
-config (about 0.25 s each, and again in the launcher); the batched launchers compose once per set of
-group choices and apply each distinct value once, so a bad value still fails before any job runs."""
+"""`hydra/sweeper=batched` (the app's default, with every launcher): Hydra's basic sweeper, with
+what must hold before any job runs checked before anything is written, and failed jobs reported in
+one line at the end instead of Hydra's traceback of the first.
 
+Before anything is written: every job's values (a launcher that composes jobs itself checks them
+its own way: Hydra's check composes every job, about 0.25 s each, and the batched launchers compose
+once per set of group choices and apply each distinct value once), every job's folder (two jobs in
+one folder would replace each other's results; job_folders.py), and the sweep's folder itself
+(hydra.sweep.dir, with multirun.yaml). Refusals are one line and exit code 2."""
+
+import sys
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+# The module, not its names: Hydra's plugin scan executes every module here again, so a class
+# imported by name before the scan would not be the one raised after it.
+from . import job_folders
 
 
 @dataclass
@@ -21,8 +37,74 @@ ConfigStore.instance().store(
 
 
 class BatchedSweeper(BasicSweeper):
-    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+    def sweep(self, arguments: list[str]) -> list[Sequence[JobReturn]]:
+        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        batches = self.split_arguments(parser.parse_overrides([*self._parse_config(), *arguments]), self.max_batch_size)
+        jobs = [job for batch in batches for job in batch]
+        try:
+            self._check(jobs)
+            self._write_sweep_folder()
+        except job_folders.SweepRefused as refusal:
+            _refuse(str(refusal))
+        except ConfigCompositionException as error:  # a value or choice that Hydra rejects
+            _refuse(f"{_one_line(error)}; nothing was run")
+        returns, first = [], 0
+        for batch in batches:
+            returns.append(self.launcher.launch(batch, initial_job_idx=first))
+            first += len(batch)
+        _report_failures([r for batch in returns for r in batch])
+        return returns
+
+    def _check(self, jobs: Sequence[Sequence[str]]) -> None:
         if getattr(self.launcher, "composes_jobs", False):
-            self.launcher.check_batch(batch)
+            self.launcher.check_batch(jobs)
+            job_folders.check_job_folders(self.launcher.job_folders(jobs))
         else:
-            super().validate_batch_is_legal(batch)
+            job_id = partial(job_folders.launcher_job_id, self.launcher, str(self.config.hydra.job.name))
+            composed = job_folders.composed_job_folders(self.hydra_context.config_loader, self.config, jobs, job_id)
+            job_folders.check_job_folders(composed)
+
+    def _write_sweep_folder(self) -> None:
+        """hydra.sweep.dir with multirun.yaml, as Hydra's sweep writes them, or one line saying why not
+        (read-only, another user's, a name too long)."""
+        folder = Path(str(self.config.hydra.sweep.dir))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(self.config, folder / "multirun.yaml")
+        except OSError as error:
+            raise job_folders.SweepRefused(
+                f"cannot write the sweep's folder hydra.sweep.dir={folder}: {error.strerror or error}; nothing was run"
+            ) from None
+
+
+def _one_line(error: ConfigCompositionException) -> str:
+    """Hydra's message in one line: its first, with the options of a missing config-group choice or
+    the first line of OmegaConf's reason."""
+    first = str(error).splitlines()[0]
+    options = getattr(error, "options", None)
+    if options:
+        return f"{first}; allowed: {', '.join(options)}"
+    return f"{first} ({str(error.__cause__).splitlines()[0]})" if error.__cause__ else first
+
+
+def _refuse(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _report_failures(returns: list[JobReturn]) -> None:
+    """Failed jobs logged their own errors as they failed; the sweep ends with one line and exit
+    code 1 (Hydra would raise the first one's error again, with its traceback)."""
+    failed = [(idx, r) for idx, r in enumerate(returns) if r.status == JobStatus.FAILED]
+    if not failed:
+        return
+    idx, first = failed[0]
+    error = first._return_value
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    more = f" and {len(failed) - 1} more (see above)" if len(failed) > 1 else ""
+    print(
+        f"error: {len(failed)} of {len(returns)} jobs failed: #{idx} ({' '.join(first.overrides)}): {reason}{more}",
+        file=sys.stderr,
+    )
+    raise SystemExit(1)

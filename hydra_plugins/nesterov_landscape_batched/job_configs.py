@@ -151,6 +151,7 @@ class JobConfigs:
         self.parser = OverridesParser.create(config_loader=self.loader)
         self.parsed: dict[str, Override] = {}  # override string -> parsed; sweeps repeat few strings
         self.is_value: dict[str, bool] = {}
+        self.groups: dict[str, bool] = {}  # key -> whether it names a config group
         self.templates: dict[tuple[str, ...], _Template] = {}
 
     def _parse(self, override: str) -> Override:
@@ -174,7 +175,10 @@ class JobConfigs:
         """Hydra's own split (defaults_list.Overrides): a group choice iff the group exists."""
         if override.is_hydra_override():
             return False  # composed into the template: it may change anything in the Hydra node
-        return isinstance(override.value(), dict) or not self.loader.repository.group_exists(override.key_or_group)
+        key = override.key_or_group
+        if key not in self.groups:  # Hydra looks in every config source (0.2 ms): once per key, not per value
+            self.groups[key] = self.loader.repository.group_exists(key)
+        return isinstance(override.value(), dict) or not self.groups[key]
 
     def split(self, overrides: Sequence[str]) -> tuple[tuple[str, ...], list[str]]:
         """(the group choices, which select the template; the value overrides, applied to it)."""
@@ -236,6 +240,19 @@ class JobConfigs:
                 if key not in checked:
                     checked.add(key)
                     self.patch(template, override)
+
+    def job_folder(self, idx: int, overrides: Sequence[str]) -> tuple[str, str]:
+        """The job's folder as job() gives it, and hydra.sweep.subdir as given (for messages), without
+        deriving the job where the folder is the job number (microseconds: a sweep's folders are
+        checked before it starts)."""
+        groups, values = self.split(overrides)
+        template = self.template(groups)
+        subdir = template.hydra["sweep"]["subdir"]
+        # No patch is needed to see that the job derives from a fast template: a value override
+        # interpolates only if its text does (a patch of a new seed costs 0.2 ms, 2 s in 10,000 jobs)
+        if template.fast and not any("${" in value for value in values):
+            return os.path.abspath(os.path.join(template.sweep_dir, str(idx))), subdir
+        return self.job(idx, overrides).output_dir, subdir
 
     def job(self, idx: int, overrides: Sequence[str]) -> Job:
         groups, values = self.split(overrides)
