@@ -17,7 +17,7 @@ import yaml
 from .stack import train_jobs
 from .config import ConfigError, validate_values
 from .job_files import atomic_write_text
-from . import job_claim
+from . import job_claim, job_files
 from .job import run_claimed
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,8 @@ def _write_hydra_files(job: Any) -> None:
     folder = Path(job.output_dir) / ".hydra"
     folder.mkdir(parents=True, exist_ok=True)
     for name, tree in (("config", job.task), ("hydra", {"hydra": job.hydra}), ("overrides", job.overrides)):
-        atomic_write_text(folder / f"{name}.yaml", yaml.dump(tree, Dumper=yaml.CSafeDumper, sort_keys=False))
+        text = yaml.dump(tree, Dumper=yaml.CSafeDumper, sort_keys=False)
+        atomic_write_text(folder / f"{name}.yaml", text, root=Path(job.output_dir))
 
 
 def _identity(job: Any) -> dict[str, Any]:
@@ -42,6 +43,7 @@ def _identity(job: Any) -> dict[str, Any]:
         "num": job.idx,
         "override_dirname": job.hydra["job"]["override_dirname"],
         "sweep_dir": job.sweep_dir,
+        "log_name": f"{job.hydra['job']['name']}.log",
     }
 
 
@@ -52,6 +54,7 @@ class _JobLog:
     def __init__(self, job: Any) -> None:
         self.logger = logging.getLogger("nesterov_landscape")
         path = Path(job.output_dir) / f"{job.hydra['job']['name']}.log"
+        job_files.record(path.parent, path.name)
         self.file = logging.FileHandler(path, mode="a")
         self.file.setFormatter(logging.Formatter(LOG_FORMAT))
         self.console = logging.StreamHandler(sys.stderr)
@@ -79,10 +82,16 @@ def _finish_job(job: Any, config: Any, trained: Any) -> Outcome:
     except job_claim.FolderClaimed as error:
         log.warning("job #%d skipped: %s, which runs it; re-run the sweep after it ends", job.idx, error)
         return job.idx, "completed", "skipped"
+    identity = _identity(job)
+    problem = None if config.trainer.overwrite else job_files.folder_problem(folder, job.resolved, identity["log_name"])
+    if problem:  # checked before this job's .hydra/ files would replace anything
+        claim.release()
+        log.error("job #%d: %s; set trainer.overwrite=true to write there anyway", job.idx, problem)
+        return job.idx, "failed", f"{problem}; set trainer.overwrite=true to write there anyway"
     try:
         _write_hydra_files(job)
         with _JobLog(job):
-            summary = run_claimed(config, job.resolved, _identity(job), trained, claim)
+            summary = run_claimed(config, job.resolved, identity, trained, claim)
     except Exception as error:
         log.exception("job #%d failed", job.idx)
         return job.idx, "failed", f"{type(error).__name__}: {error}"
