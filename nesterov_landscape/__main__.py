@@ -34,6 +34,12 @@ def main(cfg: DictConfig) -> None:
     except FolderClaimed as error:  # a single run's hydra.run.dir, taken since the job started
         print(f"error: {error}; wait for it to end or choose another hydra.run.dir", file=sys.stderr)
         sys.exit(2)
+    except OSError as error:  # a full disk, a folder it may not write: the job recorded it as failed
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        where = f": {error.filename}" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}; the job failed", file=sys.stderr)
+        sys.exit(1)
     except SweepProcessDied as error:
         # A worker process of a killed sweep: nothing is left to return the result to.
         log.error("%s: stopped this job (status interrupted); re-run the sweep to finish it", error)

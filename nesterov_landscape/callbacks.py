@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from . import job_claim
+from . import job_claim, job_files
 from .interruption import SWEEP_PID_ENV
 
 BASIC_SWEEPERS = (
@@ -31,11 +32,14 @@ def fail(message: str) -> None:
 
 class JobFolders(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Claim the single run's folder. Given on the command line (hydra.run.dir=...), the folder
-        is used as it is, unless another live process holds it; the default outputs/<date>/<time>
+        """Check and claim the single run's folder before Hydra writes to it. The config is
+        validated first, so a rejected one touches no folder. Given on the command line
+        (hydra.run.dir=...), the folder is used as it is, unless another live process holds it or
+        it holds what this tool did not write (job_files); the default outputs/<date>/<time>
         becomes outputs/<date>/<time>-1, -2, ... when a job started in the same second has it."""
         explicit = any(o.split("=", 1)[0].lstrip("+~") == "hydra.run.dir" for o in config.hydra.overrides.hydra)
         wanted = Path(str(config.hydra.run.dir))
+        resolved = validated_job_config(config)
         try:
             folder = wanted if explicit else job_claim.fresh_folder(wanted)
             claim = job_claim.acquire(folder)
@@ -43,6 +47,12 @@ class JobFolders(Callback):
             fail(f"{error}; wait for it to end or choose another hydra.run.dir")
         except OSError as error:
             fail(f"cannot create the job's folder {wanted}: {error.strerror or error}")
+        log_name = f"{config.hydra.job.name}.log"
+        problem = None if resolved["trainer"]["overwrite"] else job_files.folder_problem(folder, resolved, log_name)
+        if problem:  # an existing folder: the job made nothing there
+            claim.release()
+            fail(f"{problem}; choose another hydra.run.dir, or set trainer.overwrite=true to write there anyway")
+        job_files.record(folder, *job_files.HYDRA_FILES, log_name)  # Hydra writes them next, for this job
         if folder != wanted:
             claim.note = f"{wanted} holds a job started in the same second; this job runs in {folder}"
         with read_write(config.hydra.run):
@@ -55,6 +65,28 @@ class JobFolders(Callback):
         os.environ[SWEEP_PID_ENV] = str(os.getpid())
         if OmegaConf.select(config, "hydra.sweeper._target_") in BASIC_SWEEPERS:
             refuse_empty_sweep(config)
+
+
+def validated_job_config(config: DictConfig) -> dict[str, Any]:
+    """The job's resolved config (without the hydra node), checked as the job checks it; a
+    rejected config is one line and exit 2, before any folder is made."""
+    from .config import ConfigError, validate_values
+
+    HydraConfig.instance().set_config(config)  # for ${hydra:...} in the job's config; run_job sets it again
+    task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    try:
+        resolved = OmegaConf.to_container(task, resolve=True, throw_on_missing=True)
+        cuda = resolved["trainer"]["device"] != "cpu" and cuda_available()
+        validate_values(resolved, cuda_available=cuda)
+    except ConfigError as error:
+        fail(str(error))
+    return resolved
+
+
+def cuda_available() -> bool:
+    import torch  # only for a job that may use CUDA: the CPU path starts without it
+
+    return torch.cuda.is_available()
 
 
 def refuse_empty_sweep(config: DictConfig) -> None:

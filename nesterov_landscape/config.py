@@ -87,6 +87,16 @@ class GradientLineConfig(LineGridConfig):
     every: int = constrained(lambda v: v >= 0, "an integer >= 0 (0: only after training)")
     exact: bool = field()  # exact t-derivatives on the grid beside the finite differences
 
+    def config_error(self, key: str) -> str | None:
+        reach = max(abs(self.t_min), abs(self.t_max))
+        beyond = [r for r in self.radii if r > reach]
+        if beyond and not super().config_error(key):  # the minimum over |t| <= r would be the grid's minimum
+            return (
+                f"{key}.radii={self.radii} is not allowed; each radius must be at most max(|t_min|, |t_max|) = "
+                f"{reach:g}, the grid's reach (widen t_min/t_max or drop {beyond[0]:g})"
+            )
+        return super().config_error(key)
+
 
 @dataclass
 class RandomLineConfig(LineGridConfig):
@@ -160,6 +170,7 @@ class TrainerConfig:
     noise_sigma: float = non_negative()
     compile: bool = field()  # torch.compile the loss (forward and backward); pays off for long runs
     resume: bool = field()  # skip a job whose folder already holds a finished run of the same config
+    overwrite: bool = field()  # write into a folder holding files this tool did not write, or another config's result
     max_memory_gb: float = positive()  # refuse a job whose arrays are estimated above this (limits.py)
 
     def config_error(self, key: str) -> str | None:

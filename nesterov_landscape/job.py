@@ -1,14 +1,15 @@
 """The job: `task(cfg)`, the Hydra task function, wires a validated config to the numerics, the
 job's files and W&B."""
 
+import errno
 import functools
-import json
 import logging
 import math
+import os
 import platform
-import shutil
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,14 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from . import job_claim
 from .config import Config, ConfigError, validate
 from .interruption import parent_watch
-from .job_files import json_safe, remove_previous_attempt, write_csv, write_json
+from . import job_files
+from .job_files import write_csv, write_json
 from .job_probes import pl_ratio, probe_gradient_line, probe_hessian, probe_random_lines
 from .optimizers import values_used
 from .probes import GRADIENT_LINE_COLUMNS
 from .problem import Problem, compiled, setup_problem, train_alone
 from .training import TrainResult
-from .wandb_run import remove_stale_runs, start_run
+from .wandb_run import start_run
 
 log = logging.getLogger(__name__)
 
@@ -48,26 +50,38 @@ def versions() -> dict[str, str]:
     }
 
 
-def remove_unstarted_job_dir(output_dir: Path) -> None:
-    """A job rejected before any work leaves nothing behind: Hydra already made its folder (and
-    the dated folders above it), holding only its own .hydra/ and log."""
-    if output_dir.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in output_dir.iterdir()):
-        shutil.rmtree(output_dir)
-        for parent in output_dir.parents:
-            if parent == Path.cwd() or any(parent.iterdir()):
-                break
-            parent.rmdir()
-
-
 def finished_summary(output_dir: Path, resolved: dict[str, Any]) -> dict[str, Any] | None:
     """The job folder's summary if it records a finished run (completed or diverged) of the same
-    config: re-running a sweep into its folder then redoes only what did not finish."""
-    try:
-        summary = json.loads((output_dir / "summary.json").read_text())
-    except (OSError, ValueError):
+    config whose files are all there: re-running a sweep into its folder then redoes only what did
+    not finish (or lost a file)."""
+    summary = job_files.read_summary(output_dir)
+    if not job_files.finished(summary):
         return None
-    finished = summary.get("status") in ("completed", "diverged")
-    return summary if finished and summary.get("config") == json_safe(resolved) else None
+    if job_files.result_identity(summary.get("config") or {}) != job_files.result_identity(resolved):
+        return None
+    missing = job_files.missing_results(output_dir, summary)
+    if missing:
+        log.warning("%s: its finished run lacks %s; running it again", output_dir, ", ".join(missing))
+        return None
+    return summary
+
+
+# W&B writes its run in a background process that reports no error when the disk fills, and a write
+# that failed for lack of space leaves less free than one of its 32 KiB blocks: a job that ends with
+# less than two blocks free counts its run as possibly cut short, and fails.
+MIN_FREE_BYTES = 64 << 10
+
+
+def require_free_space(folder: Path) -> None:
+    stat = os.statvfs(folder)
+    free = stat.f_bavail * stat.f_frsize
+    if free < MIN_FREE_BYTES:
+        message = f"No space left on device ({free} bytes free): its W&B run may be cut short"
+        raise OSError(errno.ENOSPC, message, str(folder))
+
+
+def error_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def job_identity() -> dict[str, Any]:
@@ -79,6 +93,7 @@ def job_identity() -> dict[str, Any]:
         "num": OmegaConf.select(hc, "job.num", default=None),
         "override_dirname": hc.job.override_dirname,
         "sweep_dir": hc.sweep.dir if multirun else None,
+        "log_name": f"{hc.job.name}.log",
     }
 
 
@@ -87,12 +102,13 @@ def task(cfg: DictConfig) -> dict[str, Any]:
     job = job_identity()
     output_dir = Path(job["output_dir"])
     claim = job_claim.held(output_dir)  # a single run's, taken before Hydra wrote to the folder
+    if job["multirun"]:  # Hydra has written these for this job (a single run's callback recorded them)
+        job_files.record(output_dir, *job_files.HYDRA_FILES, job["log_name"])
     try:
         config = validate(cfg, cuda_available=torch.cuda.is_available())
     except ConfigError:
         if claim is not None:
             claim.release()
-        remove_unstarted_job_dir(output_dir)
         raise
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)
@@ -141,8 +157,12 @@ def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], train
             done["status"],
         )
         return done
-    remove_previous_attempt(output_dir)  # a re-run never mixes its files, or W&B runs, with an earlier attempt's
-    remove_stale_runs(output_dir)
+    problem = None if config.trainer.overwrite else job_files.folder_problem(output_dir, resolved, job["log_name"])
+    if problem:
+        raise ConfigError(f"{problem}; set trainer.overwrite=true to write there anyway")
+    job_files.remove_previous_attempt(output_dir)  # never mix its files or W&B runs with an earlier attempt's
+    run_id = uuid.uuid4().hex[:8]  # chosen here, so the manifest can name the run before W&B makes it
+    job_files.record(output_dir, job_files.wandb_run_entry(run_id))
     group = config.logger.group or (Path(job["sweep_dir"]).as_posix().replace("/", "_") if job["multirun"] else None)
     wandb_run, wandb_mode = start_run(
         config.logger.mode,
@@ -155,6 +175,7 @@ def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], train
         tags=list(config.logger.tags),
         name=job["override_dirname"] or None,
         config=resolved,
+        id=run_id,
     )
     summary: dict[str, Any] = {
         "status": "running",
@@ -164,21 +185,26 @@ def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], train
         "job": job,
         "wandb": {"mode": wandb_mode, "id": wandb_run.id, "group": group},
     }
+    finished_run = False
     try:
         summary.update(run_experiment(config, output_dir, wandb_run, trained))
-        write_json(output_dir / "summary.json", summary)
         wandb_run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+        wandb_run.finish()
+        finished_run = True
+        require_free_space(output_dir)
+        summary["files"] = sorted({*job_files.written_results(output_dir), "summary.json"})
+        write_json(output_dir / "summary.json", summary)  # last: it marks the job finished
     except BaseException as error:
         # Ctrl-C (or the sweep's process dying) is not a failure of the job: re-running finishes it
         interrupted = isinstance(error, KeyboardInterrupt)
-        summary.update(
-            status="interrupted" if interrupted else "failed",
-            error=f"{type(error).__name__}: {error}" if str(error) else type(error).__name__,
-        )
-        write_json(output_dir / "summary.json", summary)
-        wandb_run.finish(exit_code=130 if interrupted else 1)
+        summary.update(status="interrupted" if interrupted else "failed", error=error_text(error))
+        try:
+            write_json(output_dir / "summary.json", summary)
+        except OSError as write_error:  # the disk that failed the job may refuse this too: the log says it
+            log.error("could not record the job's failure in summary.json: %s", write_error)
+        if not finished_run:
+            wandb_run.finish(exit_code=130 if interrupted else 1)
         raise
-    wandb_run.finish()
     log.info(
         "%s: final loss %.3e after %d epochs; files in %s",
         summary["status"],

@@ -1,22 +1,209 @@
-"""The job's own result files, each written atomically (temp file in the same folder + rename),
-so a killed job never leaves a file that looks complete."""
+"""The job's own files: each written atomically (temp file in the same folder + rename), so a killed
+job never leaves a file that looks complete, and each recorded in the folder's manifest before it is
+written, so that the tool removes exactly what it wrote and nothing else.
+
+Ownership. A job folder may hold other things: a user's notes, another program's results, another
+project's W&B runs. The manifest (`.manifest`, one path per line, relative to the job folder) lists
+what attempts of this tool wrote there; a W&B run is listed by a pattern that holds its run id. A
+re-run removes the listed files of the earlier attempt, never anything else, and never a folder. A
+folder holding result-named files (`summary.json`, `.hydra/config.yaml`, `wandb/` runs, ...) that
+the manifest does not list is foreign: a job refuses it unless `trainer.overwrite=true`.
+"""
 
 import csv
+import fnmatch
 import io
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-# What a job writes besides Hydra's .hydra/ and log, and its W&B run under wandb/.
+MANIFEST = ".manifest"
+# What a job writes besides Hydra's files and its W&B run under wandb/.
 RESULT_FILES = ("summary.json", "history.csv", "landscape.csv", "landscape_random.csv", "hessian.csv")
+# What Hydra (or the batched launcher, in its place) writes for a job before the job's code runs.
+HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")
+WANDB_DIR = "wandb"
+# Links W&B (re)makes in wandb/ at every start, pointing into the newest run.
+WANDB_LINKS = ("latest-run", "debug.log", "debug-internal.log")
+# Settings that do not change a job's numbers: a result made with other values is the same result.
+NOT_RESULT_KEYS = ("logger", "trainer.resume", "trainer.overwrite", "trainer.max_memory_gb")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def recorded(folder: Path) -> list[str]:
+    """The manifest's entries, in the order written; none for a folder the tool never wrote to."""
+    try:
+        text = (folder / MANIFEST).read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def record(folder: Path, *entries: str) -> None:
+    """Add entries to the manifest before the files they name are written (write-ahead: a job killed
+    mid-write still owns what it left)."""
+    known = set(recorded(folder))
+    new = [e for e in dict.fromkeys(entries) if e not in known]
+    if not new:
+        return
+    path = folder / MANIFEST
+    header = "" if path.exists() else "# written here by nesterov_landscape; a re-run removes exactly these\n"
+    with path.open("a") as file:
+        file.write(header + "".join(f"{e}\n" for e in new))
+
+
+def wandb_run_entry(run_id: str) -> str:
+    """The manifest entry of a W&B run: its folder (offline-run-<time>-<id> or run-<time>-<id>; the
+    id may gain a suffix, see wandb_run.start_run)."""
+    return f"{WANDB_DIR}/*-{run_id}*"
+
+
+def _owned(name: str, entries: list[str]) -> bool:
+    return any(name == e or fnmatch.fnmatchcase(name, e) for e in entries)
+
+
+def foreign_files(folder: Path, log_name: str) -> list[str]:
+    """Result-named entries in `folder` that no attempt of this tool recorded as its own: results,
+    Hydra's files, the job's log `log_name`, W&B runs. A folder reached through a symbolic link
+    is foreign as a whole: nothing is followed out of where the job was asked to run."""
+    if folder.is_symlink():
+        return [f"{folder} (a symbolic link to {os.readlink(folder)})"]
+    if not folder.is_dir():
+        return []
+    mine = recorded(folder)
+    names = [*RESULT_FILES, *HYDRA_FILES, log_name]
+    out = [n for n in names if ((folder / n).exists() or (folder / n).is_symlink()) and not _owned(n, mine)]
+    wandb = folder / WANDB_DIR
+    if wandb.is_symlink() or (wandb.exists() and not wandb.is_dir()):
+        out.append(WANDB_DIR)
+    elif wandb.is_dir():
+        runs = [p.name for p in wandb.iterdir() if p.name not in WANDB_LINKS]
+        out += [f"{WANDB_DIR}/{n}" for n in sorted(runs) if not _owned(f"{WANDB_DIR}/{n}", mine)]
+    return out
+
+
+def result_identity(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The flattened config without the keys that do not change the numbers (NOT_RESULT_KEYS)."""
+    flat = _flatten(json_safe(dict(config)))
+    return {k: v for k, v in flat.items() if not any(k == n or k.startswith(f"{n}.") for n in NOT_RESULT_KEYS)}
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping) and value:
+            out |= _flatten(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def read_summary(folder: Path) -> dict[str, Any] | None:
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def finished(summary: dict[str, Any] | None) -> bool:
+    return summary is not None and summary.get("status") in ("completed", "diverged")
+
+
+def replaced_result(folder: Path, resolved: Mapping[str, Any]) -> str | None:
+    """What running a job of config `resolved` in `folder` would replace: a finished run of another
+    config (its differing keys named), or None."""
+    summary = read_summary(folder)
+    if not finished(summary) or not isinstance(summary.get("config"), dict):
+        return None
+    theirs, ours = result_identity(summary["config"]), result_identity(resolved)
+    differing = sorted(k for k in theirs.keys() | ours.keys() if theirs.get(k) != ours.get(k))
+    if not differing:
+        return None
+    shown = ", ".join(f"{k}={theirs.get(k)!r}" for k in differing[:3]) + (", ..." if len(differing) > 3 else "")
+    return f"{folder} holds a {summary['status']} run of another config ({shown})"
+
+
+def folder_problem(folder: Path, resolved: Mapping[str, Any], log_name: str) -> str | None:
+    """Why a job of config `resolved` may not write into `folder`, unless trainer.overwrite=true."""
+    foreign = foreign_files(folder, log_name)
+    if foreign:
+        listed = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
+        return f"{folder} holds files this tool did not write ({listed})"
+    return replaced_result(folder, resolved)
+
+
+def missing_results(folder: Path, summary: Mapping[str, Any]) -> list[str]:
+    """The files a finished summary says its job wrote that are gone (deleted by hand, say)."""
+    listed = summary.get("files")
+    if not isinstance(listed, list):  # a summary from before the manifest: its history at least
+        listed = ["history.csv"]
+    return [name for name in listed if not any(folder.glob(name))]
+
+
+def written_results(folder: Path) -> list[str]:
+    """The job's files as they are now, for summary.json's `files`: results and its W&B run (not
+    Hydra's files or the log, which say how it ran, not what it found)."""
+    out = []
+    for entry in recorded(folder):
+        if entry in HYDRA_FILES or entry.endswith(".log"):
+            continue
+        out += sorted(str(p.relative_to(folder)) for p in folder.glob(entry))
+    return out
+
+
+def remove_previous_attempt(folder: Path) -> None:
+    """A job that starts again in its folder (after a kill, Ctrl-C, a failure, or with
+    trainer.overwrite) first removes exactly what the manifest says earlier attempts wrote, so the
+    folder never mixes two attempts' files. Hydra's files and the log stay: Hydra has rewritten
+    them for this attempt. Called only by the folder's claimant (job_claim)."""
+    entries = recorded(folder)
+    kept = [e for e in entries if e in HYDRA_FILES or e.endswith(".log")]
+    for entry in entries:
+        if entry in kept:
+            continue
+        for path in [*folder.glob(entry), *_temp_files(folder, entry)]:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)  # a W&B run folder, named with this tool's run id
+            else:
+                path.unlink(missing_ok=True)
+    wandb = folder / WANDB_DIR
+    for name in WANDB_LINKS:
+        link = wandb / name
+        if link.is_symlink() and _owned(f"{WANDB_DIR}/{Path(os.readlink(link)).parts[0]}", entries):
+            link.unlink()
+    if entries:
+        _rewrite_manifest(folder, kept)
+
+
+def _temp_files(folder: Path, entry: str) -> list[Path]:
+    """The temp files atomic_write_text leaves when killed mid-write: .<name>.tmp-<pid>."""
+    path = Path(entry)
+    return list((folder / path.parent).glob(f".{path.name}.tmp-*")) if "*" not in entry else []
+
+
+def _rewrite_manifest(folder: Path, entries: list[str]) -> None:
+    path = folder / MANIFEST
+    text = "# written here by nesterov_landscape; a re-run removes exactly these\n" + "".join(f"{e}\n" for e in entries)
+    tmp = path.with_name(f"{MANIFEST}.tmp-{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str, root: Path | None = None) -> None:
+    """Write `path` whole or not at all; `root` is the job folder whose manifest records it
+    (default: the file's own folder). A failed write (a full disk) leaves no temp file behind."""
+    root = root or path.parent
+    record(root, str(path.relative_to(root)))
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def json_safe(value: Any) -> Any:
@@ -40,13 +227,3 @@ def write_csv(path: Path, columns: list[str], rows: Iterable[Iterable[Any]]) -> 
     writer.writerow(columns)
     writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
-
-
-def remove_previous_attempt(job_dir: Path) -> None:
-    """A job that starts again in its folder (after a kill, Ctrl-C, a failure, or a changed config)
-    first removes what the earlier attempt wrote, so the folder never mixes two attempts' files.
-    Called only by the folder's claimant (job_claim)."""
-    earlier = [job_dir / name for name in RESULT_FILES] + list(job_dir.glob(".*.tmp-*"))  # tmp: a kill mid-write
-    for path in earlier:
-        if path.is_file():  # only files the job writes; anything else in the way fails the job later, recorded
-            path.unlink(missing_ok=True)

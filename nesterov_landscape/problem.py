@@ -83,6 +83,10 @@ def compiled(loss_fn: Callable[[torch.Tensor], torch.Tensor], example: torch.Ten
     """torch.compile(loss_fn), compiled now on `example` weights (forward and backward); returns
     it with the seconds compiling took, so that training time excludes them."""
     start = time.perf_counter()
+    # Dynamo caches compiled code by the Python function's code, which every job (and stack) of a
+    # process shares: past config.recompile_limit (8) jobs of one process it would silently run
+    # eager. One job at a time is compiled in a process, so its caches start afresh.
+    torch.compiler.reset()
     loss_fn = torch.compile(loss_fn, dynamic=False)
     weights = example.detach().clone().requires_grad_()
     torch.autograd.grad(loss_fn(weights).sum(), weights)

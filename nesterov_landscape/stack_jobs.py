@@ -7,7 +7,6 @@ cannot be trained or probed together falls back to training its jobs one by one.
 stack with each of its unfinished jobs recorded as interrupted."""
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -20,10 +19,9 @@ import yaml
 
 from .stack import stack_signature, train_jobs
 from .config import ConfigError, validate_values
-from .job_files import atomic_write_text, json_safe, remove_previous_attempt, write_json
-from . import job_claim
+from .job_files import atomic_write_text, json_safe, write_json
+from . import job_claim, job_files
 from .job import run_claimed, versions
-from .wandb_run import remove_stale_runs
 
 log = logging.getLogger(__name__)
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
@@ -79,7 +77,8 @@ def _write_hydra_files(job: Any) -> None:
     folder = Path(job.output_dir) / ".hydra"
     folder.mkdir(parents=True, exist_ok=True)
     for name, tree in (("config", job.task), ("hydra", {"hydra": job.hydra}), ("overrides", job.overrides)):
-        atomic_write_text(folder / f"{name}.yaml", yaml.dump(tree, Dumper=yaml.CSafeDumper, sort_keys=False))
+        text = yaml.dump(tree, Dumper=yaml.CSafeDumper, sort_keys=False)
+        atomic_write_text(folder / f"{name}.yaml", text, root=Path(job.output_dir))
 
 
 def _identity(job: Any) -> dict[str, Any]:
@@ -89,6 +88,7 @@ def _identity(job: Any) -> dict[str, Any]:
         "num": job.idx,
         "override_dirname": job.hydra["job"]["override_dirname"],
         "sweep_dir": job.sweep_dir,
+        "log_name": f"{job.hydra['job']['name']}.log",
     }
 
 
@@ -99,6 +99,7 @@ class _JobLog:
     def __init__(self, job: Any) -> None:
         self.logger = logging.getLogger("nesterov_landscape")
         path = Path(job.output_dir) / f"{job.hydra['job']['name']}.log"
+        job_files.record(path.parent, path.name)
         self.file = logging.FileHandler(path, mode="a")
         self.file.setFormatter(logging.Formatter(LOG_FORMAT))
         self.console = logging.StreamHandler(sys.stderr)
@@ -126,10 +127,16 @@ def _finish_job(job: Any, config: Any, trained: Any) -> Outcome:
     except job_claim.FolderClaimed as error:
         log.warning("job #%d skipped: %s, which runs it; re-run the sweep after it ends", job.idx, error)
         return job.idx, "completed", "skipped"
+    identity = _identity(job)
+    problem = None if config.trainer.overwrite else job_files.folder_problem(folder, job.resolved, identity["log_name"])
+    if problem:  # checked before this job's .hydra/ files would replace anything
+        claim.release()
+        log.error("job #%d: %s; set trainer.overwrite=true to write there anyway", job.idx, problem)
+        return job.idx, "failed", f"{problem}; set trainer.overwrite=true to write there anyway"
     try:
         _write_hydra_files(job)
         with _JobLog(job):
-            summary = run_claimed(config, job.resolved, _identity(job), trained, claim)
+            summary = run_claimed(config, job.resolved, identity, trained, claim)
     except Exception as error:
         log.exception("job #%d failed", job.idx)
         return job.idx, "failed", f"{type(error).__name__}: {error}"
@@ -199,31 +206,31 @@ def _record_interrupted(job: Any) -> Outcome:
     except job_claim.FolderClaimed:  # another process runs it
         return job.idx, "completed", "skipped"
     try:
-        if not _recorded_interrupted(folder, job.resolved):
-            _write_hydra_files(job)
-            remove_previous_attempt(folder)  # as run_job does first: the folder never mixes two attempts
-            remove_stale_runs(folder)
-            with _JobLog(job):
-                log.info("interrupted while its stack trained; run the same command to finish it")
-            summary = {
-                "status": "interrupted",
-                "error": "KeyboardInterrupt",
-                "seed": job.resolved["seed"],
-                "config": job.resolved,
-                "versions": dict(versions()),
-                "job": _identity(job),
-            }
-            write_json(folder / "summary.json", summary)
+        overwrite = job.resolved["trainer"]["overwrite"]
+        if _recorded_interrupted(folder, job.resolved):
+            return job.idx, "interrupted", "interrupted"
+        if not overwrite and job_files.folder_problem(folder, job.resolved, _identity(job)["log_name"]):
+            return job.idx, "interrupted", "not recorded: its folder holds files this tool did not write"
+        _write_hydra_files(job)
+        job_files.remove_previous_attempt(folder)  # as run_job does first: the folder never mixes two attempts
+        with _JobLog(job):
+            log.info("interrupted while its stack trained; run the same command to finish it")
+        summary = {
+            "status": "interrupted",
+            "error": "KeyboardInterrupt",
+            "seed": job.resolved["seed"],
+            "config": job.resolved,
+            "versions": dict(versions()),
+            "job": _identity(job),
+        }
+        write_json(folder / "summary.json", summary)
     finally:
         claim.release()
     return job.idx, "interrupted", "interrupted"
 
 
 def _recorded_interrupted(folder: Path, resolved: dict[str, Any]) -> bool:
-    try:
-        summary = json.loads((folder / "summary.json").read_text())
-    except (OSError, ValueError):
-        return False
+    summary = job_files.read_summary(folder) or {}
     return summary.get("status") == "interrupted" and summary.get("config") == json_safe(resolved)
 
 

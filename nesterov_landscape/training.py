@@ -206,6 +206,7 @@ def train_stack(
         return (params, state, active, diverged_at, epoch_now + 1), losses, grads
 
     if compile:
+        torch.compiler.reset()  # see problem.compiled: each stack of a worker compiles its own step
         step = torch.compile(step, dynamic=False)
     carry = (
         params.detach(),

@@ -40,40 +40,63 @@ def has_credentials() -> bool:
         return False
 
 
-def remove_stale_runs(job_dir: Path) -> None:
-    """One W&B run per job folder: a job that starts again removes the run(s) an earlier attempt
-    left in <job>/wandb/ (an offline run killed mid-way says "running" forever, and `wandb sync`
-    would upload it beside the new one). The job's own files are the record; an earlier online
-    attempt stays on the server, marked crashed by W&B."""
-    shutil.rmtree(job_dir / "wandb", ignore_errors=True)
+# Why online W&B failed in this process, once it has: later jobs of the process (a sweep's worker)
+# go offline at once instead of each waiting init_timeout for the same unreachable server.
+_online_failed: str | None = None
 
 
 def start_run(mode: str, init_timeout: float, **init_kwargs: Any) -> tuple[Any, str]:
-    """wandb.init in `mode`, with the run's files under init_kwargs["dir"]; returns (run, mode used).
+    """wandb.init in `mode`, with the run's files under init_kwargs["dir"] and the run id
+    init_kwargs["id"]; returns (run, mode used).
 
     Online needs credentials and the server. Left alone, wandb waits at an account prompt forever
     in a terminal, about init_timeout + 10 s without network, and 10 s more looking up the user
     name for its greeting. Here a job without credentials never reaches the prompt, the start is
-    bounded by init_timeout, the greeting is skipped, and any failure falls back to offline with a
-    warning: the job runs, and `wandb sync` uploads it later."""
+    bounded by init_timeout, the greeting is skipped, and a failure falls back to offline with a
+    warning, once per process: the job runs, and `wandb sync` uploads it later. If W&B cannot start
+    at all (its folder unwritable, say), the job runs without it: its own files are the record."""
+    global _online_failed
     Path(init_kwargs["dir"]).mkdir(parents=True, exist_ok=True)
     init_kwargs.setdefault("reinit", "finish_previous")
     if mode == "online":
-        reason = "no credentials: run `wandb login` or set WANDB_API_KEY"
-        if has_credentials():
-            try:
-                run = wandb.init(
-                    mode="online",
-                    settings=wandb.Settings(init_timeout=init_timeout, silent=True, **LEAN),
-                    **init_kwargs,
-                )
-                log.info("W&B run online at %s", run.url)
-                return run, "online"
-            except Exception as error:  # wandb raises UsageError, CommError, TimeoutError, ...
-                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        log.warning("W&B online mode failed (%s); logging offline instead, upload later with `wandb sync`", reason)
+        if _online_failed is None:
+            _online_failed = "no credentials: run `wandb login` or set WANDB_API_KEY"
+            if has_credentials():
+                try:
+                    run = wandb.init(
+                        mode="online",
+                        settings=wandb.Settings(init_timeout=init_timeout, silent=True, **LEAN),
+                        **init_kwargs,
+                    )
+                    _online_failed = None
+                    log.info("W&B run online at %s", run.url)
+                    return run, "online"
+                except Exception as error:  # wandb raises UsageError, CommError, TimeoutError, ...
+                    _online_failed = first_line(error)
+                    remove_failed_online_run(Path(init_kwargs["dir"]), init_kwargs["id"])
+                    init_kwargs["id"] += "o"  # wandb keeps the failed id taken in this process
+            log.warning("W&B online mode failed (%s); logging offline, upload later with `wandb sync`", _online_failed)
+        else:
+            log.warning("W&B online mode failed earlier in this process (%s); logging offline", _online_failed)
         mode = "offline"
-    return wandb.init(mode=mode, settings=wandb.Settings(silent=True, **LEAN), **init_kwargs), mode
+    try:
+        return wandb.init(mode=mode, settings=wandb.Settings(silent=True, **LEAN), **init_kwargs), mode
+    except Exception as error:
+        log.warning("W&B could not start (%s); the job runs without W&B, its files are the record", first_line(error))
+        return wandb.init(mode="disabled", settings=wandb.Settings(silent=True), **init_kwargs), "disabled"
+
+
+def first_line(error: BaseException) -> str:
+    """The error's first line of text, or its type where it has none (W&B's can read "<no message>")."""
+    text = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    return text if text and not text.startswith("<no message") else type(error).__name__
+
+
+def remove_failed_online_run(job_dir: Path, run_id: str) -> None:
+    """The folder a failed online start left (wandb/run-<time>-<id>): this job's own, by its id."""
+    for path in (job_dir / "wandb").glob(f"run-*-{run_id}"):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
 
 
 def log_landscape(run: Any, columns: dict[str, list[float]], step: int) -> None:

@@ -118,7 +118,7 @@ def test_no_probe(tmp_path):
 
 def test_a_failing_job_records_failure_and_closes_its_wandb_run(tmp_path):
     out = tmp_path / "job"
-    cfg = compose_job(TINY, out)
+    cfg = compose_job([*TINY, "trainer.overwrite=true"], out)  # allowed into a folder it did not make
     (out / "history.csv").mkdir()  # a real failure: the history file cannot be written
     with pytest.raises(OSError):
         task(cfg)
@@ -259,6 +259,35 @@ def test_hessian_probe_of_a_job_against_a_dense_hessian(tmp_path):
     assert summary["phi_dd_exact_at_0"] == pytest.approx(curvature, rel=1e-10)
     assert summary["phi_dd_over_lambda_max"] == pytest.approx(curvature / eigenvalues[0].item(), rel=1e-10)
     assert abs(summary["hessian_trace"] - dense.trace().item()) < 3 * summary["hessian_trace_std_error"]
+
+
+def test_a_jobs_finite_differences_with_h_off_the_grid(tmp_path):
+    """h = 0.003 with t_step = 0.1: phi at t +- h is off the grid and evaluated apart. Each row's
+    phi'' equals the second difference of phi at t - h, t, t + h recomputed here with the torch.nn
+    network at the job's final weights along its normalized gradient."""
+    out = tmp_path / "job"
+    overrides = ["trainer.precision=float64", "probe.gradient_line.t_step=0.1", "probe.gradient_line.h=0.003"]
+    cfg = compose_job([*TINY, *overrides], out)
+    summary = task(cfg)
+    problem, params = retrained_params(cfg, summary)
+    loss = problem.loss_in(torch.float64)
+    w = params.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(loss(w), w)
+    g = grad / grad.norm()
+    x, y = problem.data.x, problem.data.y
+
+    def phi(t: float) -> float:
+        reference = as_module(problem.shape, problem.config.model.activation, params + t * g)
+        return (torch.nn.functional.mse_loss(reference(x).squeeze(-1), y) / 2).item()
+
+    assert phi(0.0) == pytest.approx(summary["final_loss"], rel=1e-12)
+    rows = read_csv(out / "landscape.csv")
+    assert [round(r["t"], 12) for r in rows] == [round(k * 0.1, 12) for k in range(-10, 11)]
+    h = 0.003
+    for row in rows:
+        t = row["t"]
+        assert row["phi"] == pytest.approx(phi(t), rel=1e-12), t
+        assert row["phi_dd"] == pytest.approx((phi(t + h) - 2 * phi(t) + phi(t - h)) / h**2, rel=1e-6, abs=1e-9), t
 
 
 def test_final_history_row_when_epochs_is_not_a_multiple_of_log_every(tmp_path):
