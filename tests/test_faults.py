@@ -176,6 +176,60 @@ def test_two_jobs_in_one_folder_are_refused_before_any_job_runs(tmp_path):
         assert list(cwd.iterdir()) == [], launcher  # no sweep folder, no job folder
 
 
+def files_in(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_job_folder_holding_foreign_files_refuses_the_sweep_before_any_job_runs(tmp_path):
+    """Issue 17: a job folder holding result-named files this tool did not write: every launcher
+    refuses the whole sweep before Hydra (or the batched launcher) writes any job's .hydra/."""
+
+    def run(launcher: list[str]):
+        cwd = tmp_path / launcher[0].split("=")[1]
+        (cwd / "sweep" / "1").mkdir(parents=True)
+        (cwd / "sweep" / "1" / "history.csv").write_text("epoch,loss\n0,1\n")  # a user's, say
+        (cwd / "sweep" / "1" / "notes.txt").write_text("mine\n")
+        result = run_cli(*TINY, "seed=0,1", "hydra.sweep.dir=sweep", *launcher, "--multirun", cwd=cwd, timeout=120)
+        return cwd, result
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(run, LAUNCHERS))
+    for launcher, (cwd, result) in zip(LAUNCHERS, results):
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, (launcher, result.stderr)
+        assert lines[0] == (
+            f"error: job #1 ({' '.join(TINY)} seed=1): {cwd / 'sweep' / '1'} holds files this tool did not write "
+            "(history.csv); set trainer.overwrite=true to write there anyway; nothing was run"
+        ), launcher
+        assert files_in(cwd / "sweep") == {"1/history.csv": b"epoch,loss\n0,1\n", "1/notes.txt": b"mine\n"}
+
+
+@pytest.mark.slow
+def test_replacing_another_configs_finished_result_refuses_the_sweep_unless_allowed(tmp_path):
+    sweep = tmp_path / "sweep"
+    first = run_cli(*TINY, "seed=5", f"hydra.run.dir={sweep / '1'}", cwd=tmp_path)  # a finished run, this tool's
+    assert first.returncode == 0, first.stderr
+    before = files_in(sweep)
+    args = [*TINY, "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    with ThreadPoolExecutor(2) as pool:
+        runs = pool.map(
+            lambda launcher: run_cli(*args, launcher, "--multirun", cwd=tmp_path), LAUNCHERS[0] + LAUNCHERS[3]
+        )
+        refused = list(runs)
+    for result in refused:
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, result.stderr
+        assert (
+            f"job #1 ({' '.join(TINY)} seed=1): {sweep / '1'} holds a completed run of another config (seed=5)"
+            in (lines[0])
+        )
+        assert lines[0].endswith("set trainer.overwrite=true to write there anyway; nothing was run")
+    assert files_in(sweep) == before
+    allowed = run_cli(*args, "hydra/launcher=batched", "trainer.overwrite=true", "--multirun", cwd=tmp_path)
+    assert allowed.returncode == 0, allowed.stderr
+    assert [summary(sweep / str(n))["seed"] for n in (0, 1)] == [0, 1]
+
+
 def without_root_privileges() -> dict:
     """run_cli arguments under which file permissions hold. Root passes over them, so a test run by
     root runs the command in a user namespace of its own: there it still owns root's files, but has

@@ -69,7 +69,8 @@ def test_derived_job_configs_equal_hydras_composition(tmp_path):
         job = job_configs.job(idx, overrides)
         task, resolved, hydra, output_dir = hydra_composed(loader, master, idx, overrides)
         assert (job.task, job.resolved, job.hydra, job.output_dir) == (task, resolved, hydra, output_dir), overrides
-        assert job_configs.job_folder(idx, overrides) == (output_dir, hydra["sweep"]["subdir"]), overrides
+        folder = job_configs.job_folder(idx, overrides)  # what the sweep's check of folders uses
+        assert (folder.folder, folder.subdir, folder.resolved()) == (output_dir, hydra["sweep"]["subdir"], resolved)
     # one composition per set of group choices, however many jobs share it
     assert len(job_configs.templates) == 5
     # the quick parse of `key=integer` is Hydra's parse

@@ -127,7 +127,7 @@ class BatchedLauncher(Launcher):
     def job_folders(self, job_overrides: Sequence[Sequence[str]]) -> Iterator[JobFolder]:
         """Each job's folder as the launch will derive it (jobs numbered from 0: the whole sweep)."""
         for idx, overrides in enumerate(job_overrides):
-            yield JobFolder(idx, overrides, *self.job_configs.job_folder(idx, overrides))
+            yield self.job_configs.job_folder(idx, overrides)
 
     def _start_workers(self) -> None:
         from nesterov_landscape.stack_jobs import init_worker, sigint_ignored, warm_up

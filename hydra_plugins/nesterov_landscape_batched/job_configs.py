@@ -23,6 +23,8 @@ from hydra.core.override_parser.types import Override, OverrideType, ValueType
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, ValueNode, open_dict, read_write
 
+from .job_folders import JobFolder
+
 STANDARD_SUBDIRS = ("${hydra.job.num}", "${hydra.job.id}")
 # `key=123`: what sweeps of thousands repeat (seeds). Parsed here as Hydra's grammar parses it, 100x
 # faster than its ANTLR parser (0.3 ms); anything else goes to that parser.
@@ -241,18 +243,19 @@ class JobConfigs:
                     checked.add(key)
                     self.patch(template, override)
 
-    def job_folder(self, idx: int, overrides: Sequence[str]) -> tuple[str, str]:
-        """The job's folder as job() gives it, and hydra.sweep.subdir as given (for messages), without
-        deriving the job where the folder is the job number (microseconds: a sweep's folders are
-        checked before it starts)."""
+    def job_folder(self, idx: int, overrides: Sequence[str]) -> JobFolder:
+        """The job's folder as job() gives it, without deriving the job where the folder is the job
+        number (microseconds: a sweep's folders are checked before it starts)."""
         groups, values = self.split(overrides)
         template = self.template(groups)
-        subdir = template.hydra["sweep"]["subdir"]
+        subdir, log_name = template.hydra["sweep"]["subdir"], f"{template.hydra['job']['name']}.log"
         # No patch is needed to see that the job derives from a fast template: a value override
         # interpolates only if its text does (a patch of a new seed costs 0.2 ms, 2 s in 10,000 jobs)
         if template.fast and not any("${" in value for value in values):
-            return os.path.abspath(os.path.join(template.sweep_dir, str(idx))), subdir
-        return self.job(idx, overrides).output_dir, subdir
+            folder = os.path.abspath(os.path.join(template.sweep_dir, str(idx)))
+            return JobFolder(idx, overrides, folder, subdir, log_name, lambda: self.job(idx, overrides).resolved)
+        job = self.job(idx, overrides)
+        return JobFolder(idx, overrides, job.output_dir, subdir, log_name, lambda: job.resolved)
 
     def job(self, idx: int, overrides: Sequence[str]) -> Job:
         groups, values = self.split(overrides)
