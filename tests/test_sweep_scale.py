@@ -443,6 +443,29 @@ def test_a_stack_with_different_hyperparameters_per_run_gives_each_run_its_own(o
     assert len(set(finals)) == len(finals)
 
 
+SPLIT_RUNS = {
+    **{name: [[f"optimizer={name}", *values] for values in runs] for name, runs in PER_RUN_VALUES.items()},
+    "agnes_from_L_mu_sigma": [  # the coefficients derived in the update
+        ["optimizer=agnes", "optimizer.L=5", "optimizer.mu=0.5", "optimizer.sigma=0.5"],
+        ["optimizer=agnes", "optimizer.L=20", "optimizer.mu=0.1", "optimizer.sigma=0.0"],
+    ],
+}
+
+
+@pytest.mark.parametrize("optimizer", list(SPLIT_RUNS))
+def test_in_float64_a_run_gets_the_same_bits_in_a_stack_of_one_and_beside_other_values(optimizer):
+    """What makes a batched job independent of how its sweep was split: alone in its stack, a
+    run's hyperparameters are numbers; beside runs with other values, (B, 1) tensors."""
+    import torch
+
+    from nesterov_landscape.stack import train_jobs
+
+    runs = [["trainer.epochs=40", "probe=none", *values] for values in SPLIT_RUNS[optimizer]]
+    for run, beside in zip(runs, train_jobs(configs(*runs))):
+        (alone,) = train_jobs(configs(run))
+        assert alone.history == beside.history and torch.equal(alone.params, beside.params)
+
+
 def test_a_stack_holds_no_more_runs_than_trainer_max_memory_gb_allows():
     from nesterov_landscape import limits
     from nesterov_landscape.stack import runs_within_memory
