@@ -109,7 +109,7 @@ def paper_configs(runs: int, *overrides: str):
 
 
 def step_section(rows: list, notes: list) -> None:
-    single = train_jobs(paper_configs(1))[0].seconds  # a stack of one: the single-job step
+    single = train_jobs(paper_configs(1))[0].seconds  # a stack of one (it trains beside a copy of itself)
     eager = train_jobs(paper_configs(50))
     compiled = train_jobs(paper_configs(50, "trainer.compile=true"))
     rows += [

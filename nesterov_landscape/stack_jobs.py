@@ -206,24 +206,24 @@ def _record_interrupted(job: Any) -> Outcome:
     except job_claim.FolderClaimed:  # another process runs it
         return job.idx, "completed", "skipped"
     try:
-        overwrite = job.resolved["trainer"]["overwrite"]
-        if _recorded_interrupted(folder, job.resolved):
-            return job.idx, "interrupted", "interrupted"
-        if not overwrite and job_files.folder_problem(folder, job.resolved, _identity(job)["log_name"]):
-            return job.idx, "interrupted", "not recorded: its folder holds files this tool did not write"
-        _write_hydra_files(job)
-        job_files.remove_previous_attempt(folder)  # as run_job does first: the folder never mixes two attempts
-        with _JobLog(job):
-            log.info("interrupted while its stack trained; run the same command to finish it")
-        summary = {
-            "status": "interrupted",
-            "error": "KeyboardInterrupt",
-            "seed": job.resolved["seed"],
-            "config": job.resolved,
-            "versions": dict(versions()),
-            "job": _identity(job),
-        }
-        write_json(folder / "summary.json", summary)
+        if not _recorded_interrupted(folder, job.resolved):
+            if not job.resolved["trainer"]["overwrite"]:  # as _finish_job: nothing into a folder not ours
+                problem = job_files.folder_problem(folder, job.resolved, _identity(job)["log_name"])
+                if problem:
+                    return job.idx, "interrupted", f"not recorded: {problem}"
+            _write_hydra_files(job)
+            job_files.remove_previous_attempt(folder)  # as run_job does first: the folder never mixes two attempts
+            with _JobLog(job):
+                log.info("interrupted while its stack trained; run the same command to finish it")
+            summary = {
+                "status": "interrupted",
+                "error": "KeyboardInterrupt",
+                "seed": job.resolved["seed"],
+                "config": job.resolved,
+                "versions": dict(versions()),
+                "job": _identity(job),
+            }
+            write_json(folder / "summary.json", summary)
     finally:
         claim.release()
     return job.idx, "interrupted", "interrupted"

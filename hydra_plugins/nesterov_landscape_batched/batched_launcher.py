@@ -7,6 +7,7 @@ The launcher decides how jobs run and nothing else: job configs come from job_co
 composition, once per set of group choices), the work of a stack from nesterov_landscape.stack_jobs.
 Torch and the app are imported only when a sweep launches: Hydra imports every plugin to discover it."""
 
+import contextlib
 import logging
 import math
 import multiprocessing
@@ -282,7 +283,8 @@ class BatchedLauncher(Launcher):
         yet handed over are dropped, and each job's outcome is collected."""
         self.sweep_stopped.set()
         for worker in multiprocessing.active_children():
-            os.kill(worker.pid, signal.SIGINT)
+            with contextlib.suppress(ProcessLookupError):  # it may have just ended
+                os.kill(worker.pid, signal.SIGINT)
         for future in [f for f in running if f.cancel()]:
             running.pop(future)
         while running:
@@ -325,7 +327,8 @@ class BatchedLauncher(Launcher):
             log.error("a worker process died; its jobs failed. Re-run the same command to finish them.")
             self.pool.shutdown(wait=False)
             self.pool = None
-            self._start_workers()
+            if not self.stopping:
+                self._start_workers()
 
     def _collect(self, stack: list[Job], outcomes: list[tuple[int, str, str]]) -> None:
         overrides = {job.idx: job.overrides for job in stack}
