@@ -186,7 +186,7 @@ def test_ctrl_c_records_interrupted_and_the_same_command_finishes_it(tmp_path):
 def test_a_failed_job_run_again_replaces_its_wandb_run_and_files(tmp_path):
     job = tmp_path / "job"
     (job / "history.csv").mkdir(parents=True)  # a real failure: the history cannot be written
-    failed = run_cli(*TINY, f"hydra.run.dir={job}", cwd=tmp_path)
+    failed = run_cli(*TINY, f"hydra.run.dir={job}", "trainer.overwrite=true", cwd=tmp_path)  # a folder it did not make
     assert failed.returncode != 0 and summary(job)["status"] == "failed"
     assert len(offline_runs(job)) == 1
     (job / "history.csv").rmdir()
