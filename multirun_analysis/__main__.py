@@ -95,9 +95,6 @@ def main(argv: list[str] | None = None) -> int:
             out = args.out or Path("reports") / f"wandb_{args.group}"
         else:
             sweep_dirs = args.sweeps or [latest_sweep(args.root)]
-            missing = [str(s) for s in sweep_dirs if not s.is_dir()]
-            if missing:
-                raise FileNotFoundError(f"no such sweep folder: {', '.join(missing)}")
             sweep = load_sweeps(sweep_dirs, workers=args.workers)
             sources = [str(s) for s in sweep_dirs]
             out = args.out or sweep_dirs[0] / "analysis"

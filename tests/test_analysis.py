@@ -107,6 +107,7 @@ def test_new_metrics_and_keys_need_no_code(tmp_path):
             job_config(8, 0, momentum),
             [f"optimizer.momentum={momentum}"],
             completed_summary(1e-10, 1.0, 1.0) | {"brand_new_metric": 7.0 + num},
+            decaying_history(1 / 100),
         )
     write_report(load_sweeps([sweep]), tmp_path / "out")
     medians = pd.read_csv(tmp_path / "out" / "metrics.csv")
