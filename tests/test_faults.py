@@ -582,6 +582,30 @@ def test_an_unreadable_sweep_is_named_and_nothing_is_written(case, real_sweep, t
     assert not (tmp_path / "out").exists() and tree(sweep) == before
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("inside", ["0", "0/analysis", "0/wandb/report"])
+def test_out_inside_a_job_folder_is_refused(inside, real_sweep, tmp_path):
+    sweep = copy_sweep(real_sweep, tmp_path / "sweep")
+    before = tree(tmp_path)
+    error = one_line_error(run_analysis(str(sweep), "--out", str(sweep / inside), cwd=tmp_path))
+    assert f"--out {sweep / inside} is inside the job folder {sweep / '0'}" in error and "allowed: " in error
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.slow
+def test_a_job_folder_analysed_alone_gets_its_report_beside_it(real_sweep, tmp_path):
+    sweep = copy_sweep(real_sweep, tmp_path / "sweep")
+    job = sweep / "1"
+    before = tree(job)
+    result = run_analysis(str(job), cwd=tmp_path)  # the default --out and the default W&B run (offline)
+    assert result.returncode == 0, result.stderr
+    assert tree(job) == before and len(offline_runs(job)) == 1
+    out = sweep / "1-analysis"
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs["job_dir"]) == [str(job)] and list(runs["seed"]) == [summary(job)["seed"]]
+    assert len(offline_runs(out)) == 1  # the analysis's own W&B run
+
+
 def result_files(job: Path) -> list[str]:
     """What the job side writes into summary.json as `files`: the result files and the W&B run folder."""
     return sorted(p.name for p in job.glob("*.csv")) + ["summary.json"] + [f"wandb/{offline_runs(job)[0].name}"]
