@@ -31,7 +31,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "sweeps",
         nargs="*",
         type=Path,
-        help="sweep folders (multirun/<date>/<time>) or job folders; default: the newest under multirun/",
+        help="sweep folders (multirun/<date>/<time>) or job folders; default: the sweep under --root "
+        "whose multirun.yaml was written last",
     )
     parser.add_argument(
         "--by",

@@ -633,3 +633,27 @@ def test_a_finished_job_whose_files_were_deleted_counts_as_missing(real_sweep, t
     table = pd.read_csv(sweep / "analysis" / "summary.csv").iloc[0]
     assert (table["completed"], table["missing"]) == (1, 2)
     assert table["final_loss_median"] == summary(sweep / "2")["final_loss"]
+
+
+@pytest.mark.slow
+def test_the_newest_sweep_is_found_at_any_depth_by_its_multirun_yaml(real_sweep, tmp_path):
+    """`make analysis` after `python -m nesterov_landscape ... hydra.sweep.dir=multirun/my-sweep --multirun`:
+    the sweep one level down, written last, beats two older sweeps at multirun/<date>/<time> (one of
+    them later by name) and a newer multirun.yaml inside one of its job folders, which is not a sweep of its own."""
+    multirun = tmp_path / "multirun"
+    newest = copy_sweep(real_sweep, multirun / "my-sweep")
+    (newest / "multirun.yaml").touch()
+    an_hour_ago = time.time() - 3600
+    for older in ("2026-01-01/09-00-00", "zz-by-name/10-00-00"):
+        write_multirun_yaml(multirun / older, ["seed=0"])
+        write_job(multirun / older / "0", job_config(8, 0), ["seed=0"], completed_summary(1e-10, 1.0, 1.0))
+        os.utime(multirun / older / "multirun.yaml", (an_hour_ago, an_hour_ago))
+    write_multirun_yaml(newest / "0" / "inner", ["seed=0"])
+    in_an_hour = time.time() + 3600
+    os.utime(newest / "0" / "inner" / "multirun.yaml", (in_an_hour, in_an_hour))
+    result = run_analysis("--wandb-mode", "disabled", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith(f"report: {Path('multirun/my-sweep/analysis/report.md')}")
+    runs = pd.read_csv(newest / "analysis" / "runs.csv")
+    assert sorted(runs["seed"]) == [0, 1, 2] and (runs["status"] == "completed").all()
+    assert [p.parent.relative_to(multirun) for p in multirun.rglob("analysis")] == [Path("my-sweep")]
