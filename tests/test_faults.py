@@ -657,3 +657,23 @@ def test_the_newest_sweep_is_found_at_any_depth_by_its_multirun_yaml(real_sweep,
     runs = pd.read_csv(newest / "analysis" / "runs.csv")
     assert sorted(runs["seed"]) == [0, 1, 2] and (runs["status"] == "completed").all()
     assert [p.parent.relative_to(multirun) for p in multirun.rglob("analysis")] == [Path("my-sweep")]
+
+
+@pytest.mark.slow
+def test_of_duplicate_jobs_the_most_finished_is_kept(real_sweep, tmp_path):
+    """Sweep B (seed=0,1, job 1 failed: its history.csv cannot be written) analysed before a copy of
+    the real sweep A (seed=0,1,2, all completed): each config once, the completed job kept."""
+    b, a = tmp_path / "b", copy_sweep(real_sweep, tmp_path / "a")
+    (b / "1" / "history.csv").mkdir(parents=True)
+    run_cli(*TINY, "seed=0,1", f"hydra.sweep.dir={b}", "--multirun", cwd=tmp_path)
+    assert summary(b / "0")["status"] == "completed" and summary(b / "1")["status"] == "failed"
+    result = run_analysis(str(b), str(a), "--out", str(tmp_path / "out"), "--wandb-mode", "disabled", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("job_dir")
+    kept = runs[~runs["duplicate"]]
+    assert sorted(kept.index) == sorted(str(job) for job in (b / "0", a / "1", a / "2"))
+    assert (kept["status"] == "completed").all() and sorted(kept["seed"]) == [0, 1, 2]
+    problems = (tmp_path / "out" / "problems.txt").read_text()
+    assert f"duplicate job {b / '1'}: same config and seed as {a / '1'} (kept that one)" in problems
+    assert f"duplicate job {a / '0'}: same config and seed as {b / '0'} (kept that one)" in problems
+    assert pd.read_csv(tmp_path / "out" / "summary.csv").iloc[0][["runs", "completed", "failed"]].tolist() == [3, 3, 0]
