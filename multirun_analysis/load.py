@@ -210,12 +210,20 @@ def read_job(job_dir: Path) -> Job:
     overrides. Never raises: a job whose files are unreadable, invalid or gone is `missing`, with the reason."""
     problems: list[str] = []
     row: dict[str, Any] = {"job_dir": str(job_dir)}
+    contents: dict[str, Any] = {}
+
+    def listed(name: str) -> bool:
+        """A result file the job wrote: one its summary does not list is someone else's (a folder
+        written with trainer.overwrite), not this job's result."""
+        return name in (contents.get("summary") or {}).get("files", [name])
+
     readers = {
         "summary": lambda: _read_summary(job_dir / "summary.json"),
         "history": lambda: _read_csv(job_dir / "history.csv", ["epoch", "loss"]),
-        "landscape": lambda: _read_csv(job_dir / "landscape.csv", ["t", "phi", "phi_dd", "mu"]),
+        "landscape": lambda: (
+            _read_csv(job_dir / "landscape.csv", ["t", "phi", "phi_dd", "mu"]) if listed("landscape.csv") else None
+        ),
     }
-    contents: dict[str, Any] = {}
     for name, read in readers.items():
         try:
             contents[name] = read()
