@@ -31,7 +31,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "sweeps",
         nargs="*",
         type=Path,
-        help="sweep folders (multirun/<date>/<time>) or job folders; default: the newest under multirun/",
+        help="sweep folders (multirun/<date>/<time>) or job folders; default: the sweep under --root "
+        "whose multirun.yaml was written last",
     )
     parser.add_argument(
         "--by",
@@ -52,7 +53,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="log the tables and figures to one W&B run of job_type analysis in the sweep's group: "
         "offline (default; files in OUT/wandb, `wandb sync` uploads them), online, or disabled",
     )
-    parser.add_argument("--out", type=Path, help="output folder (default: <first sweep>/analysis)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="output folder, outside every job folder (default: <first sweep>/analysis, or <job>-analysis)",
+    )
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read online runs from W&B instead of folders")
     parser.add_argument("--group", help="with --wandb: the W&B group (summary.json's wandb.group)")
     parser.add_argument("--workers", type=int, default=8, help="threads reading job files (default 8)")
@@ -63,9 +68,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 MAX_WORKERS = 256
 
 
+def job_folder_holding(path: Path) -> Path | None:
+    """The job folder (a folder with .hydra/) that is `path` or holds it, if any."""
+    resolved = path.resolve()
+    return next((p for p in [resolved, *resolved.parents] if os.path.isdir(p / ".hydra")), None)
+
+
+def default_out(source: Path) -> Path:
+    """<sweep>/analysis; for a job folder, <job>-analysis beside it: a job folder holds one job's
+    files and W&B run, and a later analysis of its sweep would find a second run in it."""
+    if os.path.isdir(source / ".hydra"):
+        job = source.resolve()  # a job folder given as "." has no name of its own
+        return job.with_name(f"{job.name}-analysis")
+    return source / "analysis"
+
+
 def out_dir_error(out: Path) -> str | None:
     """Why the report cannot go to `out`, checked before any file is read: the folder, or the
-    nearest part of its path that exists, must be a writable folder."""
+    nearest part of its path that exists, must be a writable folder outside every job folder."""
+    job = job_folder_holding(out)
+    if job:
+        return (
+            f"--out {out} is inside the job folder {job}, which holds one job's files and W&B run only; "
+            "allowed: a folder outside every job folder (a folder with .hydra/), e.g. the default <sweep>/analysis"
+        )
     existing = next(p for p in [out, *out.parents] if p.exists())  # "." or "/" at the latest
     if not existing.is_dir():
         return f"--out {out}: {existing} is a file, not a folder"
@@ -95,12 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             out = args.out or Path("reports") / f"wandb_{args.group}"
         else:
             sweep_dirs = args.sweeps or [latest_sweep(args.root)]
-            missing = [str(s) for s in sweep_dirs if not s.is_dir()]
-            if missing:
-                raise FileNotFoundError(f"no such sweep folder: {', '.join(missing)}")
             sweep = load_sweeps(sweep_dirs, workers=args.workers)
             sources = [str(s) for s in sweep_dirs]
-            out = args.out or sweep_dirs[0] / "analysis"
+            out = args.out or default_out(sweep_dirs[0])
         if sweep.runs.empty:
             raise FileNotFoundError(f"no runs found in {', '.join(sources)}")
         analysis = write_report(

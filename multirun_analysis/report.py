@@ -1,6 +1,7 @@
 """Write every table, figure and report.md of an analysis into one folder, and optionally log them
 to one W&B run in the sweep's group."""
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,10 +156,16 @@ def report_markdown(
 
 
 def latest_sweep(root: Path) -> Path:
-    """The newest multirun/<date>/<time> folder."""
-    candidates = sorted(p.parent for p in root.glob("*/*/multirun.yaml"))
-    if not candidates:
+    """The sweep under `root` whose multirun.yaml was written last. A sweep is a folder holding
+    multirun.yaml, at any depth (multirun/<date>/<time>, or hydra.sweep.dir=multirun/my-sweep);
+    its own folders (jobs, analysis) are not searched: a sweep of 10,000 jobs holds tens of thousands."""
+    sweeps = []
+    for folder, subfolders, files in os.walk(root):
+        if "multirun.yaml" in files:
+            sweeps.append(Path(folder))
+            subfolders.clear()
+    if not sweeps:
         raise FileNotFoundError(
             f"no sweep (a folder with multirun.yaml) under {root}/; run a --multirun first or name the sweep folder"
         )
-    return candidates[-1]
+    return max(sweeps, key=lambda sweep: ((sweep / "multirun.yaml").stat().st_mtime_ns, str(sweep)))

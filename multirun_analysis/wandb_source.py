@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .load import NOT_METRICS, STATUSES, Sweep, flatten
+from .load import NOT_METRICS, RESULTS, STATUSES, Sweep, flatten
 
 HISTORY_KEYS = {"epoch": "epoch", "train/loss": "loss", "train/grad_norm": "grad_norm"}
 
@@ -42,6 +42,8 @@ def load_wandb_group(path: str, group: str, timeout: float = 20) -> Sweep:
             if key not in NOT_METRICS and not key.startswith("_") and isinstance(value, (int, float, str)):
                 row[key] = value
         rows.append(row)
+        if row["status"] not in RESULTS:  # a run still running, or one without a result: no curves
+            continue
         history = run.history(keys=list(HISTORY_KEYS), pandas=True, samples=1_000_000)
         if len(history):
             histories[run_id] = history.rename(columns=HISTORY_KEYS)[list(HISTORY_KEYS.values())]

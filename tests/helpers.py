@@ -1,5 +1,5 @@
 """Shared by the tests: the config folder, a tiny job, composing configs as Hydra does, jobs trained
-in-process, an independent torch.nn network, and the command line as users run it."""
+in-process, an independent torch.nn network, and the command lines as users run them."""
 
 import os
 import subprocess
@@ -100,4 +100,15 @@ def run_cli(
         text=True,
         timeout=timeout,
         **popen,
+    )
+
+
+def run_analysis(*args: str, cwd: Path, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """`python -m multirun_analysis ARGS` as a user runs it, after `prefix` (a command that runs it, e.g. setpriv)."""
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "multirun_analysis", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )

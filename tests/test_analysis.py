@@ -15,7 +15,7 @@ from multirun_analysis.load import load_sweeps
 from multirun_analysis.report import write_report
 
 from .figure_capture import captured_figures
-from .helpers import ROOT, TINY, run_cli
+from .helpers import ROOT, TINY, run_analysis, run_cli
 from multirun_analysis.synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
 
 
@@ -107,6 +107,7 @@ def test_new_metrics_and_keys_need_no_code(tmp_path):
             job_config(8, 0, momentum),
             [f"optimizer.momentum={momentum}"],
             completed_summary(1e-10, 1.0, 1.0) | {"brand_new_metric": 7.0 + num},
+            decaying_history(1 / 100),
         )
     write_report(load_sweeps([sweep]), tmp_path / "out")
     medians = pd.read_csv(tmp_path / "out" / "metrics.csv")
@@ -286,3 +287,19 @@ def test_figures_show_the_sweeps_data(tmp_path):
     np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(2, 2), [[-9, -11], [-10, -12]], rtol=1e-12)
     assert heat.axes[1].get_ylabel() == "log10 final loss (median over seeds)"
     assert png_size(out / "heatmap_model_width_optimizer_momentum.png")[0] > 0
+
+
+def test_the_published_range_includes_both_bounds(tmp_path):
+    """Final losses of exactly 1e-12 and 1e-9 are in the published range [1e-12, 1e-9]; the floats next
+    to them outside it are not."""
+    sweep = tmp_path / "s"
+    losses = [1e-12, 1e-9, math.nextafter(1e-12, 0), math.nextafter(1e-9, 1)]
+    write_multirun_yaml(sweep, [f"seed=range(0,{len(losses)})"])
+    for seed, loss in enumerate(losses):
+        summary = completed_summary(loss, 1.0, 1.0)
+        write_job(sweep / str(seed), job_config(8, seed), [f"seed={seed}"], summary, decaying_history(1 / 100))
+    result = run_analysis(str(sweep), "--wandb-mode", "disabled", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (shares,) = pd.read_csv(sweep / "analysis" / "shares.csv").to_dict("records")
+    assert (shares["loss_in_published_k"], shares["loss_in_published_n"]) == (2, 4)
+    assert (shares["loss_le_1e-9_k"], shares["loss_le_1e-9_n"]) == (3, 4)

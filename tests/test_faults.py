@@ -20,7 +20,7 @@ import pytest
 from nesterov_landscape import job_claim
 from nesterov_landscape.config import ConfigError, validate
 
-from .helpers import ROOT, TINY, compose_config, run_cli
+from .helpers import ROOT, TINY, compose_config, run_analysis, run_cli
 from multirun_analysis.synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
 
 ENV = {**os.environ, "WANDB_SILENT": "true"}
@@ -359,7 +359,7 @@ def test_ctrl_c_of_a_batched_sweep_records_each_running_job_interrupted(n_jobs, 
 def test_a_failed_job_run_again_replaces_its_wandb_run_and_files(tmp_path):
     job = tmp_path / "job"
     (job / "history.csv").mkdir(parents=True)  # a real failure: the history cannot be written
-    failed = run_cli(*TINY, f"hydra.run.dir={job}", cwd=tmp_path)
+    failed = run_cli(*TINY, f"hydra.run.dir={job}", "trainer.overwrite=true", cwd=tmp_path)  # a folder it did not make
     assert failed.returncode != 0 and summary(job)["status"] == "failed"
     assert len(offline_runs(job)) == 1
     (job / "history.csv").rmdir()
@@ -496,12 +496,6 @@ def test_joblib_workers_of_a_killed_sweep_stop_their_jobs(tmp_path):
 # --- analysis: one job's files never stop it ---
 
 
-def analyse(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "multirun_analysis", *args], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
-
-
 GARBAGE = [  # (file, content), each in its own otherwise complete job
     ("history.csv", b"epoch,loss,grad_norm\n0,abc,1\n"),
     ("summary.json", b'{"status": "completed", "final_loss": "oops"}'),
@@ -538,7 +532,7 @@ def test_analysis_reports_every_bad_file_and_analyses_the_rest(tmp_path):
         )
         (job / name).write_bytes(content)
         bad_files.append(job / name)
-    result = analyse(str(sweep), cwd=tmp_path)
+    result = run_analysis(str(sweep), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
@@ -557,7 +551,7 @@ def test_analysis_interrupted_jobs_count_as_missing(tmp_path):
     sweep = tmp_path / "sweep"
     write_job(sweep / "0", job_config(8, 0), ["seed=0"], {"status": "interrupted", "error": "KeyboardInterrupt"})
     write_job(sweep / "1", job_config(8, 1), ["seed=1"], completed_summary(1e-10, 2.0, 1.0), decaying_history(1 / 100))
-    result = analyse(str(sweep), cwd=tmp_path)
+    result = run_analysis(str(sweep), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     runs = pd.read_csv(sweep / "analysis" / "runs.csv").set_index("seed")
     assert runs.loc[0, "status"] == "missing" and runs.loc[1, "status"] == "completed"
@@ -566,7 +560,7 @@ def test_analysis_interrupted_jobs_count_as_missing(tmp_path):
 def test_unstarted_jobs_of_a_sweep_without_folders_are_not_duplicates(tmp_path):
     sweep = tmp_path / "sweep"
     write_multirun_yaml(sweep, ["seed=0,1,2"])
-    result = analyse(str(sweep), cwd=tmp_path)
+    result = run_analysis(str(sweep), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "duplicate" not in result.stderr
     runs = pd.read_csv(sweep / "analysis" / "runs.csv")
@@ -586,7 +580,273 @@ def test_analysis_argument_errors_are_one_line(args, message, tmp_path):
     sweep = tmp_path / "sweep"
     write_job(sweep / "0", job_config(8, 0), ["seed=0"], completed_summary(1e-10, 2.0, 1.0))
     (tmp_path / "a_file").write_text("not a folder")
-    result = analyse(str(sweep), *args, cwd=tmp_path)
+    result = run_analysis(str(sweep), *args, cwd=tmp_path)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
     assert not (sweep / "analysis").exists()
+
+
+# --- analysis: sweeps in the states a hostile pass found (issue 17), real job folders ---
+
+
+@pytest.fixture(scope="module")
+def real_sweep(tmp_path_factory) -> Path:
+    """A real sweep of three tiny jobs (seed=0,1,2), made once: each test damages a copy of it."""
+    root = tmp_path_factory.mktemp("real_sweep")
+    wandb_dirs = {f"WANDB_{name}_DIR": str(root / f"wandb-{name.lower()}") for name in ("CONFIG", "CACHE", "DATA")}
+    result = run_cli(*TINY, "seed=0,1,2", f"hydra.sweep.dir={root / 'sweep'}", "--multirun", cwd=root, env=wandb_dirs)
+    assert result.returncode == 0, result.stderr
+    return root / "sweep"
+
+
+def copy_sweep(sweep: Path, to: Path) -> Path:
+    return Path(shutil.copytree(sweep, to, symlinks=True))  # W&B's latest-run links stay links
+
+
+def tree(folder: Path) -> dict[str, int]:
+    """Every path under `folder` with its size: what an analysis must leave as it was."""
+    return {str(p.relative_to(folder)): p.lstat().st_size for p in folder.rglob("*")}
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_a_job_folder_left_from_an_earlier_sweep_is_reported_and_left_out(tmp_path):
+    """seed=0,1,2 then seed=10,11 into one folder: 0 and 1 are redone, 2 stays from the first sweep."""
+    sweep = tmp_path / "sweep"
+    for seeds in ("0,1,2", "10,11"):
+        result = run_cli(*TINY, f"seed={seeds}", f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert [summary(sweep / n)["seed"] for n in ("0", "1", "2")] == [10, 11, 2]
+    result = run_analysis(str(sweep), "--wandb-mode", "disabled", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = sweep / "analysis"
+    runs = pd.read_csv(out / "runs.csv").set_index("job_dir")
+    assert sorted(runs.index) == [str(sweep / "0"), str(sweep / "1")]
+    for job in runs.index:
+        assert runs.loc[job, "seed"] == summary(Path(job))["seed"]
+        assert runs.loc[job, "final_loss"] == summary(Path(job))["final_loss"]
+    problems = (out / "problems.txt").read_text().splitlines()
+    (stale,) = [line for line in problems if str(sweep / "2") in line]
+    assert stale.startswith(f"stale job folder {sweep / '2'}: ") and "seed=2" in stale
+    assert str(sweep / "multirun.yaml") in stale and "left out of the tables" in stale
+    assert "\n2 runs: 2 completed, 0 diverged, 0 failed, 0 missing" in (out / "report.md").read_text()
+    assert list(pd.read_csv(out / "summary.csv")["runs"]) == [2]
+
+
+@pytest.mark.slow
+def test_a_sweep_over_probe_lists_groups_by_the_probe_selection(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [*TINY, "probe=[gradient_line],[hessian]", "seed=0", f"hydra.sweep.dir={sweep}", "--multirun"]
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = run_analysis(str(sweep), "--wandb-mode", "disabled", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = sweep / "analysis"
+    report = (out / "report.md").read_text()
+    assert "Varying config keys: `probe.name`. Grouped by: `probe.name`." in report
+    assert "2 runs in 2 groups" in report
+    runs = pd.read_csv(out / "runs.csv").set_index("probe.name")
+    # which folder ran which probe, from the files each probe writes
+    hessian, gradient_line = Path(runs.loc["hessian", "job_dir"]), Path(runs.loc["gradient_line", "job_dir"])
+    assert (hessian / "hessian.csv").exists() and not (hessian / "landscape.csv").exists()
+    assert (gradient_line / "landscape.csv").exists() and not (gradient_line / "hessian.csv").exists()
+    shares = pd.read_csv(out / "shares.csv").set_index("probe.name")
+    assert list(shares["runs"]) == [1, 1] and list(shares["loss_le_1e-9_n"]) == [1, 1]  # seed 0 once per group
+    assert list(shares["phi_dd_pos_0p1_n"]) == [1, 0]  # probed along the gradient only in its own group
+    assert "duplicate" not in (out / "problems.txt").read_text()
+
+
+def first_epoch_at(history: pd.DataFrame, loss: float) -> float:
+    reached = history.loc[history["loss"] <= loss, "epoch"]
+    return float(reached.iloc[0]) if len(reached) else float("inf")
+
+
+@pytest.mark.slow
+def test_jobs_caught_mid_write_feed_no_statistic(tmp_path):
+    """A sweep analysed while it runs: job 1 has written history.csv and is probing (killed there,
+    so that its files stay as they were), without summary.json; then with a summary of status
+    running. Its group has no completed run: every statistic of it is empty."""
+    sweep = tmp_path / "sweep"
+    samples = "probe.hessian.trace_samples=10,200000"  # job 1 probes for minutes
+    args = [*TINY, "trainer.epochs=300", "probe=[hessian]", samples, f"hydra.sweep.dir={sweep}", "--multirun"]
+    running = start(*args, cwd=tmp_path, log=tmp_path / "sweep.log")
+    try:
+        wait_for(lambda: (sweep / "1" / "history.csv").exists(), what="job 1 to write its history")
+    finally:
+        running.kill()
+        running.wait()
+    assert summary(sweep / "0")["status"] == "completed" and not (sweep / "1" / "summary.json").exists()
+    completed = pd.read_csv(sweep / "0" / "history.csv")
+    for caught in ("no summary", "status running"):
+        if caught == "status running":
+            (sweep / "1" / "summary.json").write_text(json.dumps({"status": "running", "seed": 0}))
+        out = tmp_path / caught.replace(" ", "_")
+        result = run_analysis(str(sweep), "--out", str(out), "--wandb-mode", "disabled", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        table = pd.read_csv(out / "summary.csv").set_index("probe.hessian.trace_samples")
+        assert list(table.loc[10, ["runs", "completed"]]) == [1, 1]
+        assert list(table.loc[200000, ["runs", "missing"]]) == [1, 1]
+        for loss in (1e-3, 1e-6, 1e-9):
+            label = f"epochs_to_{loss:.0e}".replace("e-0", "e-")
+            assert table.loc[10, f"{label}_median"] == first_epoch_at(completed, loss)
+        statistics = table.drop(columns=["runs", "completed", "diverged", "failed", "missing"])
+        assert statistics.loc[200000].isna().all(), statistics.loc[200000].dropna()
+        runs = pd.read_csv(out / "runs.csv").set_index("job_dir")
+        assert runs.filter(like="epochs_to_").loc[str(sweep / "1")].isna().all()
+        assert list(pd.read_csv(out / "metrics.csv")["probe.hessian.trace_samples"]) == [10]
+
+
+def without_dac_override() -> list[str]:
+    """A command prefix under which folder permissions hold: root reads every folder unless it drops
+    the capabilities that let it (a non-root user needs none)."""
+    if os.geteuid() != 0:
+        return []
+    if not shutil.which("setpriv"):
+        pytest.skip("root without setpriv reads folders whatever their permissions")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
+
+
+def damage_multirun_yaml(sweep: Path, content: bytes | None) -> Path:
+    path = sweep / "multirun.yaml"
+    path.unlink()
+    if content is None:
+        path.mkdir()  # a folder where the file belongs
+    else:
+        path.write_bytes(content)
+    return path
+
+
+UNREADABLE_SWEEPS = {  # case: (multirun.yaml's new content, None: a folder; the end of the one-line error)
+    "not YAML": (b"hydra: [unclosed\n", "multirun.yaml: while parsing a flow sequence"),
+    "not UTF-8": (b"\xff\xfe\x00garbage", "multirun.yaml: 'utf-8' codec can't decode byte 0xff in position 0"),
+    "a folder": (None, "multirun.yaml: Is a directory"),
+    "no sweep's": (b"just: words\n", "multirun.yaml: expected Hydra's multirun config"),
+    "a bad override": (b"hydra:\n  overrides:\n    task: ['seed=0,,1']\n", "multirun.yaml: Error parsing override"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["no read permission", *UNREADABLE_SWEEPS])
+def test_an_unreadable_sweep_is_named_and_nothing_is_written(case, real_sweep, tmp_path):
+    sweep = copy_sweep(real_sweep, tmp_path / "sweep")
+    if case in UNREADABLE_SWEEPS:
+        content, ending = UNREADABLE_SWEEPS[case]
+        damage_multirun_yaml(sweep, content)
+        named = str(sweep / ending)
+    else:
+        named = f"cannot read the sweep folder {sweep}: Permission denied"
+    before = tree(sweep)
+    prefix = []
+    if case == "no read permission":
+        prefix = without_dac_override()
+        sweep.chmod(0)
+    try:
+        result = run_analysis(str(sweep), "--out", str(tmp_path / "out"), cwd=tmp_path, prefix=tuple(prefix))
+    finally:
+        sweep.chmod(0o755)
+    error = one_line_error(result)
+    assert named in error and "--out" not in error, error
+    assert not (tmp_path / "out").exists() and tree(sweep) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("inside", ["0", "0/analysis", "0/wandb/report"])
+def test_out_inside_a_job_folder_is_refused(inside, real_sweep, tmp_path):
+    sweep = copy_sweep(real_sweep, tmp_path / "sweep")
+    before = tree(tmp_path)
+    error = one_line_error(run_analysis(str(sweep), "--out", str(sweep / inside), cwd=tmp_path))
+    assert f"--out {sweep / inside} is inside the job folder {sweep / '0'}" in error and "allowed: " in error
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.slow
+def test_a_job_folder_analysed_alone_gets_its_report_beside_it(real_sweep, tmp_path):
+    sweep = copy_sweep(real_sweep, tmp_path / "sweep")
+    job = sweep / "1"
+    before = tree(job)
+    result = run_analysis(str(job), cwd=tmp_path)  # the default --out and the default W&B run (offline)
+    assert result.returncode == 0, result.stderr
+    assert tree(job) == before and len(offline_runs(job)) == 1
+    out = sweep / "1-analysis"
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs["job_dir"]) == [str(job)] and list(runs["seed"]) == [summary(job)["seed"]]
+    assert len(offline_runs(out)) == 1  # the analysis's own W&B run
+
+
+def result_files(job: Path) -> list[str]:
+    """What the job side writes into summary.json as `files`: the result files and the W&B run folder."""
+    return sorted(p.name for p in job.glob("*.csv")) + ["summary.json"] + [f"wandb/{offline_runs(job)[0].name}"]
+
+
+@pytest.mark.slow
+def test_a_finished_job_whose_files_were_deleted_counts_as_missing(real_sweep, tmp_path):
+    """Job 0: history.csv deleted (a summary without `files`: history.csv is required). Job 1: its
+    summary lists its files and its wandb/ folder was deleted. Job 2 lists its files, all there."""
+    sweep = copy_sweep(real_sweep, tmp_path / "sweep")
+    for n in ("1", "2"):
+        (sweep / n / "summary.json").write_text(json.dumps(summary(sweep / n) | {"files": result_files(sweep / n)}))
+    gone_run = f"wandb/{offline_runs(sweep / '1')[0].name}"
+    (sweep / "0" / "history.csv").unlink()
+    shutil.rmtree(sweep / "1" / "wandb")
+    result = run_analysis(str(sweep), "--wandb-mode", "disabled", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = pd.read_csv(sweep / "analysis" / "runs.csv").set_index("job_dir")
+    assert list(runs["status"]) == ["missing", "missing", "completed"]
+    assert runs.loc[str(sweep / "2"), "final_loss"] == summary(sweep / "2")["final_loss"]
+    problems = (sweep / "analysis" / "problems.txt").read_text().splitlines()
+    assert f"{sweep / '0'} is completed but files it wrote are gone (history.csv); counted as missing" in problems
+    assert f"{sweep / '1'} is completed but files it wrote are gone ({gone_run}); counted as missing" in problems
+    assert len(problems) == 2
+    table = pd.read_csv(sweep / "analysis" / "summary.csv").iloc[0]
+    assert (table["completed"], table["missing"]) == (1, 2)
+    assert table["final_loss_median"] == summary(sweep / "2")["final_loss"]
+
+
+@pytest.mark.slow
+def test_the_newest_sweep_is_found_at_any_depth_by_its_multirun_yaml(real_sweep, tmp_path):
+    """`make analysis` after `python -m nesterov_landscape ... hydra.sweep.dir=multirun/my-sweep --multirun`:
+    the sweep one level down, written last, beats two older sweeps at multirun/<date>/<time> (one of
+    them later by name) and a newer multirun.yaml inside one of its job folders, which is not a sweep of its own."""
+    multirun = tmp_path / "multirun"
+    newest = copy_sweep(real_sweep, multirun / "my-sweep")
+    (newest / "multirun.yaml").touch()
+    an_hour_ago = time.time() - 3600
+    for older in ("2026-01-01/09-00-00", "zz-by-name/10-00-00"):
+        write_multirun_yaml(multirun / older, ["seed=0"])
+        write_job(multirun / older / "0", job_config(8, 0), ["seed=0"], completed_summary(1e-10, 1.0, 1.0))
+        os.utime(multirun / older / "multirun.yaml", (an_hour_ago, an_hour_ago))
+    write_multirun_yaml(newest / "0" / "inner", ["seed=0"])
+    in_an_hour = time.time() + 3600
+    os.utime(newest / "0" / "inner" / "multirun.yaml", (in_an_hour, in_an_hour))
+    result = run_analysis("--wandb-mode", "disabled", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith(f"report: {Path('multirun/my-sweep/analysis/report.md')}")
+    runs = pd.read_csv(newest / "analysis" / "runs.csv")
+    assert sorted(runs["seed"]) == [0, 1, 2] and (runs["status"] == "completed").all()
+    assert [p.parent.relative_to(multirun) for p in multirun.rglob("analysis")] == [Path("my-sweep")]
+
+
+@pytest.mark.slow
+def test_of_duplicate_jobs_the_most_finished_is_kept(real_sweep, tmp_path):
+    """Sweep B (seed=0,1, job 1 failed: its history.csv cannot be written) analysed before a copy of
+    the real sweep A (seed=0,1,2, all completed): each config once, the completed job kept."""
+    b, a = tmp_path / "b", copy_sweep(real_sweep, tmp_path / "a")
+    (b / "1" / "history.csv").mkdir(parents=True)
+    run_cli(*TINY, "seed=0,1", f"hydra.sweep.dir={b}", "--multirun", cwd=tmp_path)
+    assert summary(b / "0")["status"] == "completed" and summary(b / "1")["status"] == "failed"
+    result = run_analysis(str(b), str(a), "--out", str(tmp_path / "out"), "--wandb-mode", "disabled", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("job_dir")
+    kept = runs[~runs["duplicate"]]
+    assert sorted(kept.index) == sorted(str(job) for job in (b / "0", a / "1", a / "2"))
+    assert (kept["status"] == "completed").all() and sorted(kept["seed"]) == [0, 1, 2]
+    problems = (tmp_path / "out" / "problems.txt").read_text()
+    assert f"duplicate job {b / '1'}: same config and seed as {a / '1'} (kept that one)" in problems
+    assert f"duplicate job {a / '0'}: same config and seed as {b / '0'} (kept that one)" in problems
+    assert pd.read_csv(tmp_path / "out" / "summary.csv").iloc[0][["runs", "completed", "failed"]].tolist() == [3, 3, 0]

@@ -10,7 +10,7 @@ import pytest
 
 from nesterov_landscape.job_files import write_json
 
-from .helpers import TINY, run_cli
+from .helpers import TINY, run_analysis, run_cli
 
 E = [*TINY, "trainer.epochs=10", "probe=none"]
 FOREIGN = {
@@ -73,6 +73,10 @@ def test_overwrite_replaces_only_same_named_files_and_deletes_nothing(tmp_path):
     assert after["history.csv"] != before["history.csv"]
     assert summary(folder)["status"] == "completed"
     assert "landscape.csv" not in summary(folder)["files"]  # the foreign one is not this job's result
+    analysed = run_analysis(str(folder), "--out", str(tmp_path / "analysis"), cwd=tmp_path)
+    assert analysed.returncode == 0, analysed.stderr
+    runs = (tmp_path / "analysis" / "runs.csv").read_text()
+    assert "completed" in runs and "landscape" not in (tmp_path / "analysis" / "problems.txt").read_text()
 
 
 def test_a_rejected_config_touches_no_folder(tmp_path):

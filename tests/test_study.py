@@ -79,7 +79,9 @@ def test_shares_count_the_right_runs(tmp_path):
         None,
     ]
     for seed, summary in enumerate(cases):
-        write_job(sweep / str(seed), config(8, seed), [f"seed={seed}"], summary)
+        diverged = summary is not None and summary["status"] == "diverged"
+        history = decaying_history(1 / 100, diverge_after=0 if diverged else None)
+        write_job(sweep / str(seed), config(8, seed), [f"seed={seed}"], summary, history)
     loaded = load_sweeps([sweep])
     add_derived_columns(loaded)
     (row,) = share_table(loaded.runs, ["model.width"]).to_dict("records")
@@ -181,7 +183,7 @@ def study(tmp_path):
                     summary["phi_dd_at_0"] = 10.0 if precision == "float32" else 1e-3
                     overrides = [f"model.width={width}", f"model.depth={depth}", f"trainer.precision={precision}"]
                     cfg = config(width, seed, depth, 0.99, precision)
-                    write_job(sweep / str(num), cfg, [*overrides, f"seed={seed}"], summary)
+                    write_job(sweep / str(num), cfg, [*overrides, f"seed={seed}"], summary, decaying_history(1 / 100))
                     num += 1
     loaded = load_sweeps([sweep])
     add_derived_columns(loaded)
@@ -238,6 +240,7 @@ def test_expected_jobs_include_the_presets_sweeper_params(tmp_path):
         config(8, 0),
         ["model.width=8", "seed=0", "experiment=gupta2025_phase"],
         completed_summary(1e-10, 1.0, 1.0),
+        decaying_history(1 / 100),
     )
     loaded = load_sweeps([sweep])
     add_derived_columns(loaded)
@@ -261,6 +264,12 @@ def test_bad_arguments_are_one_line(study, capsys):
 def test_multirun_yaml_without_sweeper_params_still_lists_jobs(tmp_path):
     sweep = tmp_path / "s"
     write_multirun_yaml(sweep, ["model.width=8,16", "seed=0"])
-    write_job(sweep / "0", config(8, 0), ["model.width=8", "seed=0"], completed_summary(1e-10, 1.0, 1.0))
+    write_job(
+        sweep / "0",
+        config(8, 0),
+        ["model.width=8", "seed=0"],
+        completed_summary(1e-10, 1.0, 1.0),
+        decaying_history(1 / 100),
+    )
     loaded = load_sweeps([sweep])
     assert list(loaded.runs.loc[loaded.runs["status"] == "missing", "model.width"]) == [16]

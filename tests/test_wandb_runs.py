@@ -103,7 +103,8 @@ def has_run(job, run_id):
 
 def test_resume_skips_finished_jobs_reruns_changed_ones_and_resume_false_reruns_all(tmp_path):
     """A sweep of a diverging (lr 10) and a completing job, run four times into one folder: again with the
-    second job's lr changed (the diverged job is skipped, the changed one re-runs), then twice with
+    second job's lr changed (refused without trainer.overwrite, which would replace a finished result;
+    with it, the diverged job is skipped and the changed one re-runs), then twice with
     trainer.resume=false (both re-run each time, the second time with nothing else changed). A skipped
     job keeps its summary.json, history.csv and W&B run; a re-run job gets new files and a new W&B run that
     replaces the earlier one (one run per job folder, always)."""
@@ -112,7 +113,10 @@ def test_resume_skips_finished_jobs_reruns_changed_ones_and_resume_false_reruns_
     before = {n: {f: (jobs[n] / f).read_bytes() for f in ("summary.json", "history.csv")} for n in (0, 1)}
     assert [len(offline_runs(job)) for job in jobs] == [1, 1]
 
-    jobs, second = sweep(tmp_path, "optimizer.lr=10,0.004")
+    refused = run_cli(*TINY, "optimizer.lr=10,0.004", "hydra.sweep.dir=multirun/resume", "--multirun", cwd=tmp_path)
+    assert refused.returncode != 0 and "run of another config (optimizer.lr=0.005)" in refused.stderr
+    assert {f: (jobs[1] / f).read_bytes() for f in ("summary.json", "history.csv")} == before[1]
+    jobs, second = sweep(tmp_path, "optimizer.lr=10,0.004", "trainer.overwrite=true")
     assert {f: (jobs[0] / f).read_bytes() for f in ("summary.json", "history.csv")} == before[0]
     assert "skipping it" in (jobs[0] / "nesterov_landscape.log").read_text()
     assert second[1]["config"]["optimizer"]["lr"] == 0.004 and second[1]["status"] == "completed"
@@ -122,7 +126,7 @@ def test_resume_skips_finished_jobs_reruns_changed_ones_and_resume_false_reruns_
     assert has_run(jobs[0], first[0]["wandb"]["id"]) and not has_run(jobs[1], first[1]["wandb"]["id"])
     logged_matches_files(jobs[1], second[1])
 
-    jobs, third = sweep(tmp_path, "optimizer.lr=10,0.004", "trainer.resume=false")
+    jobs, third = sweep(tmp_path, "optimizer.lr=10,0.004", "trainer.resume=false")  # the same configs
     assert [len(offline_runs(job)) for job in jobs] == [1, 1]
     assert third[0]["status"] == "diverged" and third[0]["epochs_run"] == first[0]["epochs_run"]
     assert third[1]["final_loss"] == second[1]["final_loss"]  # the same training, so the same weights
