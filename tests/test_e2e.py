@@ -73,10 +73,10 @@ def test_an_invalid_job_leaves_nothing_and_the_sweep_goes_on(tmp_path):
     result = run_cli(*TINY, "optimizer.lr=-1,0.005", f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path)
     assert result.returncode == 1  # the failed job is reported at the end, in one line (no traceback)
     assert "Traceback" not in result.stderr
+    job = f"#0 ({' '.join(TINY)} optimizer.lr=-1)"
     bad_value = "optimizer.lr=-1.0 is not allowed; it must be a finite number > 0"
-    assert f"[ERROR] - invalid config: {bad_value}" in result.stdout  # as the job failed
-    last = result.stderr.strip().splitlines()[-1]
-    assert last == f"error: 1 of 2 jobs failed: #0 ({' '.join(TINY)} optimizer.lr=-1): {bad_value}"
+    assert f"][HYDRA] job {job}: invalid config: {bad_value}\n" in result.stdout  # checked before the sweep starts
+    assert result.stderr.strip().splitlines()[-1] == f"error: 1 of 2 jobs failed: {job}: invalid config: {bad_value}"
     assert not (sweep / "0").exists()
     assert json.loads((sweep / "1" / "summary.json").read_text())["status"] == "completed"
 

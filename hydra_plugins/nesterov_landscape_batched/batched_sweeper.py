@@ -8,11 +8,13 @@ once per set of group choices and apply each distinct value once), every job's f
 one folder would replace each other's results; job_folders.py), and the sweep's folder itself
 (hydra.sweep.dir, with multirun.yaml). Refusals are one line and exit code 2."""
 
+import logging
 import sys
 from dataclasses import dataclass
 from functools import partial
+from itertools import groupby
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
@@ -20,10 +22,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 # The module, not its names: Hydra's plugin scan executes every module here again, so a class
 # imported by name before the scan would not be the one raised after it.
 from . import job_folders
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,19 +56,49 @@ class BatchedSweeper(BasicSweeper):
             _refuse(f"{_one_line(error)}; nothing was run")
         returns, first = [], 0
         for batch in batches:
-            returns.append(self.launcher.launch(batch, initial_job_idx=first))
+            returns.append(self._launch(batch, first))
             first += len(batch)
         _report_failures([r for batch in returns for r in batch])
         return returns
 
     def _check(self, jobs: Sequence[Sequence[str]]) -> None:
-        if getattr(self.launcher, "composes_jobs", False):
+        self.invalid: dict[int, str] = {}  # job number -> why its values are not allowed
+        if getattr(self.launcher, "composes_jobs", False):  # it fails invalid jobs itself, leaving no folder
             self.launcher.check_batch(jobs)
             job_folders.check_job_folders(self.launcher.job_folders(jobs))
         else:
             job_id = partial(job_folders.launcher_job_id, self.launcher, str(self.config.hydra.job.name))
             composed = job_folders.composed_job_folders(self.hydra_context.config_loader, self.config, jobs, job_id)
-            job_folders.check_job_folders(composed)
+            job_folders.check_job_folders(self._validated(composed))
+
+    def _validated(self, jobs: Iterator[job_folders.JobFolder]) -> Iterator[job_folders.JobFolder]:
+        """The valid jobs, each checked as the job checks itself (config.validate_values; CUDA's
+        presence, which needs torch, is left to the job). Hydra's launchers make a job's folder
+        before the job can refuse it, so an invalid job is not launched at all."""
+        from nesterov_landscape.config import ConfigError, validate_values
+
+        for job in jobs:
+            try:
+                validate_values(job.resolved(), cuda_available=True)
+            except (ConfigError, OmegaConfBaseException) as error:  # OmegaConf's: an interpolation that fails
+                self.invalid[job.idx] = str(error).splitlines()[0]
+                continue
+            yield job
+
+    def _launch(self, batch: Sequence[Sequence[str]], first: int) -> list[JobReturn]:
+        """The batch's jobs by the launcher, in runs of valid jobs (keeping their numbers); each
+        invalid one fails here, with one line, as the batched launchers fail theirs."""
+        returns: list[JobReturn] = []
+        for valid, run in groupby(enumerate(batch, start=first), key=lambda job: job[0] not in self.invalid):
+            run = list(run)
+            if valid:
+                returns += self.launcher.launch([overrides for _, overrides in run], initial_job_idx=run[0][0])
+                continue
+            for idx, overrides in run:
+                log.error(f"job #{idx} ({' '.join(overrides)}): invalid config: {self.invalid[idx]}")
+                error = RuntimeError(f"invalid config: {self.invalid[idx]}")
+                returns.append(JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=error))
+        return returns
 
     def _write_sweep_folder(self) -> None:
         """hydra.sweep.dir with multirun.yaml, as Hydra's sweep writes them, or one line saying why not
