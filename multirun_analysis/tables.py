@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from nesterov_landscape.job_files import NOT_RESULT_KEYS  # no torch: the job's own rule, shared
+
 from .load import STATUSES, Sweep
 
 LOSS_THRESHOLDS = (1e-3, 1e-6, 1e-9)
@@ -16,8 +18,9 @@ def is_seed(key: str) -> bool:
 
 
 def identity_keys(sweep: Sweep) -> list[str]:
-    """Config keys that decide a run's result: all but the logger's."""
-    return [k for k in sweep.config_keys if not k.startswith("logger.")]
+    """Config keys that decide a run's result: all but those the job ignores too (the logger's,
+    trainer.resume, trainer.overwrite, trainer.max_memory_gb)."""
+    return [k for k in sweep.config_keys if not any(k == n or k.startswith(f"{n}.") for n in NOT_RESULT_KEYS)]
 
 
 def varying_keys(sweep: Sweep) -> list[str]:

@@ -616,10 +616,12 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
 
 @pytest.mark.slow
 def test_a_job_folder_left_from_an_earlier_sweep_is_reported_and_left_out(tmp_path):
-    """seed=0,1,2 then seed=10,11 into one folder: 0 and 1 are redone, 2 stays from the first sweep."""
+    """seed=0,1,2 then seed=10,11 into one folder (allowed to replace finished runs of other seeds):
+    0 and 1 are redone, 2 stays from the first sweep."""
     sweep = tmp_path / "sweep"
     for seeds in ("0,1,2", "10,11"):
-        result = run_cli(*TINY, f"seed={seeds}", f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path)
+        args = [*TINY, f"seed={seeds}", "trainer.overwrite=true", f"hydra.sweep.dir={sweep}", "--multirun"]
+        result = run_cli(*args, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
     assert [summary(sweep / n)["seed"] for n in ("0", "1", "2")] == [10, 11, 2]
     result = run_analysis(str(sweep), "--wandb-mode", "disabled", cwd=tmp_path)
@@ -837,8 +839,8 @@ def test_of_duplicate_jobs_the_most_finished_is_kept(real_sweep, tmp_path):
     """Sweep B (seed=0,1, job 1 failed: its history.csv cannot be written) analysed before a copy of
     the real sweep A (seed=0,1,2, all completed): each config once, the completed job kept."""
     b, a = tmp_path / "b", copy_sweep(real_sweep, tmp_path / "a")
-    (b / "1" / "history.csv").mkdir(parents=True)
-    run_cli(*TINY, "seed=0,1", f"hydra.sweep.dir={b}", "--multirun", cwd=tmp_path)
+    (b / "1" / "history.csv").mkdir(parents=True)  # in a folder it did not make, so: overwrite
+    run_cli(*TINY, "seed=0,1", "trainer.overwrite=true", f"hydra.sweep.dir={b}", "--multirun", cwd=tmp_path)
     assert summary(b / "0")["status"] == "completed" and summary(b / "1")["status"] == "failed"
     result = run_analysis(str(b), str(a), "--out", str(tmp_path / "out"), "--wandb-mode", "disabled", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
