@@ -1,4 +1,12 @@
+"""The fault suite's figures. A fault case names what it guards with @pytest.mark.guards(...): jobs
+lost (a result gone or a finished job not finished), mixed (two attempts' or two jobs' files in one
+folder), duplicated (a job run or logged twice), foreign files deleted (anything the tool did not
+write, removed or changed). At the end pytest prints, per guard, the cases that check it and how many
+of them failed: a guard's figure is its failed cases, so "lost 0" is earned by passing cases."""
+
 import pytest
+
+GUARDS = ("lost", "mixed", "duplicated", "foreign files deleted")
 
 
 @pytest.fixture(autouse=True)
@@ -10,3 +18,38 @@ def _isolated_wandb(tmp_path, monkeypatch):
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", f"guards(*kinds): what a fault case checks, of: {', '.join(GUARDS)}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    marker = item.get_closest_marker("guards")
+    if marker is not None:
+        unknown = set(marker.args) - set(GUARDS)
+        assert not unknown, f"{item.nodeid}: unknown guards {unknown}; allowed: {GUARDS}"
+        outcome.get_result().user_properties.append(("guards", marker.args))
+
+
+def pytest_terminal_summary(terminalreporter):
+    cases: dict[str, bool] = {}  # nodeid -> passed, over setup, call and teardown
+    guarded: dict[str, tuple[str, ...]] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            kinds = dict(getattr(report, "user_properties", [])).get("guards")
+            if kinds is None or not hasattr(report, "nodeid"):
+                continue
+            guarded[report.nodeid] = kinds
+            cases[report.nodeid] = cases.get(report.nodeid, True) and not report.failed
+    if not cases:
+        return
+    figures = []
+    for guard in GUARDS:
+        checking = [nodeid for nodeid, kinds in guarded.items() if guard in kinds]
+        failed = sum(not cases[nodeid] for nodeid in checking)
+        figures.append(f"{guard} {failed} (in {len(checking)} cases)")
+    broken = sum(not passed for passed in cases.values())
+    terminalreporter.write_line(f"fault suite: {len(cases)} cases, {broken} failed; " + ", ".join(figures))

@@ -123,6 +123,7 @@ def test_the_memory_bound_is_a_config_key():
 
 
 @pytest.mark.slow
+@pytest.mark.guards("foreign files deleted")
 def test_bad_input_on_the_command_line_leaves_nothing(tmp_path):
     """Issue 8's cases as a user types them, plus a sweep with no jobs; four at a time (each
     process takes 2 to 3 s of CPU to import torch and W&B, so the neighbours are checked above only)."""
@@ -153,6 +154,7 @@ LAUNCHERS = [  # every launcher, each as it runs on this machine
 ]
 
 
+@pytest.mark.guards("lost", "mixed")
 def test_two_jobs_in_one_folder_are_refused_before_any_job_runs(tmp_path):
     """Issue 17: a subdir without the job number puts seeds 0 and 1 of each lr in one folder,
     where each job would replace the other's results. Every launcher refuses the sweep."""
@@ -180,6 +182,7 @@ def files_in(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.guards("foreign files deleted")
 def test_a_job_folder_holding_foreign_files_refuses_the_sweep_before_any_job_runs(tmp_path):
     """Issue 17: a job folder holding result-named files this tool did not write: every launcher
     refuses the whole sweep before Hydra (or the batched launcher) writes any job's .hydra/."""
@@ -205,6 +208,7 @@ def test_a_job_folder_holding_foreign_files_refuses_the_sweep_before_any_job_run
 
 
 @pytest.mark.slow
+@pytest.mark.guards("lost", "foreign files deleted")
 def test_replacing_another_configs_finished_result_refuses_the_sweep_unless_allowed(tmp_path):
     sweep = tmp_path / "sweep"
     first = run_cli(*TINY, "seed=5", f"hydra.run.dir={sweep / '1'}", cwd=tmp_path)  # a finished run, this tool's
@@ -245,6 +249,7 @@ def without_root_privileges() -> dict:
     return {"preexec_fn": unprivileged}
 
 
+@pytest.mark.guards("foreign files deleted")
 def test_a_sweep_folder_that_cannot_be_written_is_one_line(tmp_path):
     """Issue 17: a read-only sweep folder, another user's folder and a name longer than the file
     system allows printed tracebacks; so did --cfg with --multirun. Each is one line and exit 2."""
@@ -277,6 +282,7 @@ def test_a_sweep_folder_that_cannot_be_written_is_one_line(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.guards("lost", "duplicated")
 def test_kill_9_during_a_sweep_then_rerun_gives_one_wandb_run_per_job(tmp_path):
     sweep = tmp_path / "sweep"
     args = [*LONG, "seed=0,1,2", f"hydra.sweep.dir={sweep}", "--multirun"]
@@ -294,6 +300,7 @@ def test_kill_9_during_a_sweep_then_rerun_gives_one_wandb_run_per_job(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.guards("lost", "duplicated")
 def test_ctrl_c_records_interrupted_and_the_same_command_finishes_it(tmp_path):
     job = tmp_path / "job"
     args = [*LONG, f"hydra.run.dir={job}"]
@@ -315,6 +322,7 @@ def test_ctrl_c_records_interrupted_and_the_same_command_finishes_it(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("n_jobs", [2, 1])
+@pytest.mark.guards("lost")
 def test_ctrl_c_of_a_batched_sweep_records_each_running_job_interrupted(n_jobs, tmp_path):
     """Issue 17: a batched Ctrl-C printed workers' tracebacks and an empty count, and no job said
     interrupted. Here Ctrl-C reaches the whole process group, as from a terminal, while a stack of
@@ -356,6 +364,7 @@ def test_ctrl_c_of_a_batched_sweep_records_each_running_job_interrupted(n_jobs, 
 
 
 @pytest.mark.slow
+@pytest.mark.guards("mixed", "duplicated")
 def test_a_failed_job_run_again_replaces_its_wandb_run_and_files(tmp_path):
     job = tmp_path / "job"
     (job / "history.csv").mkdir(parents=True)  # a real failure: the history cannot be written
@@ -372,6 +381,7 @@ def test_a_failed_job_run_again_replaces_its_wandb_run_and_files(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.guards("duplicated", "mixed")
 def test_two_identical_sweeps_at_once_run_each_job_once(tmp_path):
     sweep = tmp_path / "sweep"
     args = [*TINY, "trainer.epochs=1500", "seed=0,1,2,3", f"hydra.sweep.dir={sweep}", "--multirun"]
@@ -384,6 +394,7 @@ def test_two_identical_sweeps_at_once_run_each_job_once(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.guards("mixed", "lost")
 def test_two_single_jobs_in_the_same_second_get_two_complete_folders(tmp_path):
     """Each job finds the default outputs/<date>/<time> of its start taken (by an earlier job's
     folder, made here for the next minute) and both race for the next free name."""
@@ -421,6 +432,7 @@ time.sleep(600)
 
 
 @pytest.mark.slow
+@pytest.mark.guards("duplicated")
 def test_a_folder_claimed_by_a_live_process_is_skipped_and_a_dead_ones_claim_taken_over(tmp_path):
     sweep = tmp_path / "sweep"
     holder = subprocess.Popen(
@@ -464,6 +476,7 @@ def test_a_claim_excludes_a_second_claimant(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.guards("lost")
 def test_joblib_workers_of_a_killed_sweep_stop_their_jobs(tmp_path):
     sweep = tmp_path / "sweep"
     args = [*LONG, "trainer.epochs=40000", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
@@ -615,6 +628,7 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.guards("mixed")
 def test_a_job_folder_left_from_an_earlier_sweep_is_reported_and_left_out(tmp_path):
     """seed=0,1,2 then seed=10,11 into one folder (allowed to replace finished runs of other seeds):
     0 and 1 are redone, 2 stays from the first sweep."""
@@ -641,6 +655,7 @@ def test_a_job_folder_left_from_an_earlier_sweep_is_reported_and_left_out(tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.guards("duplicated")
 def test_a_sweep_over_probe_lists_groups_by_the_probe_selection(tmp_path):
     sweep = tmp_path / "sweep"
     args = [*TINY, "probe=[gradient_line],[hessian]", "seed=0", f"hydra.sweep.dir={sweep}", "--multirun"]
@@ -669,6 +684,7 @@ def first_epoch_at(history: pd.DataFrame, loss: float) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.guards("mixed")
 def test_jobs_caught_mid_write_feed_no_statistic(tmp_path):
     """A sweep analysed while it runs: job 1 has written history.csv and is probing (killed there,
     so that its files stay as they were), without summary.json; then with a summary of status
@@ -759,6 +775,7 @@ def test_an_unreadable_sweep_is_named_and_nothing_is_written(case, real_sweep, t
 
 @pytest.mark.slow
 @pytest.mark.parametrize("inside", ["0", "0/analysis", "0/wandb/report"])
+@pytest.mark.guards("foreign files deleted")
 def test_out_inside_a_job_folder_is_refused(inside, real_sweep, tmp_path):
     sweep = copy_sweep(real_sweep, tmp_path / "sweep")
     before = tree(tmp_path)
@@ -787,6 +804,7 @@ def result_files(job: Path) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.guards("lost")
 def test_a_finished_job_whose_files_were_deleted_counts_as_missing(real_sweep, tmp_path):
     """Job 0: history.csv deleted (a summary without `files`: history.csv is required). Job 1: its
     summary lists its files and its wandb/ folder was deleted. Job 2 lists its files, all there."""
@@ -835,6 +853,7 @@ def test_the_newest_sweep_is_found_at_any_depth_by_its_multirun_yaml(real_sweep,
 
 
 @pytest.mark.slow
+@pytest.mark.guards("duplicated", "lost")
 def test_of_duplicate_jobs_the_most_finished_is_kept(real_sweep, tmp_path):
     """Sweep B (seed=0,1, job 1 failed: its history.csv cannot be written) analysed before a copy of
     the real sweep A (seed=0,1,2, all completed): each config once, the completed job kept."""

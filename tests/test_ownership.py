@@ -48,6 +48,7 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.guards("foreign files deleted")
 def test_a_folder_holding_foreign_results_is_refused_and_left_as_it_was(tmp_path):
     folder = tmp_path / "theirs"
     folder.mkdir()
@@ -61,6 +62,7 @@ def test_a_folder_holding_foreign_results_is_refused_and_left_as_it_was(tmp_path
     assert sorted(p.name for p in folder.iterdir()) == names
 
 
+@pytest.mark.guards("foreign files deleted", "mixed")
 def test_overwrite_replaces_only_same_named_files_and_deletes_nothing(tmp_path):
     folder = tmp_path / "theirs"
     folder.mkdir()
@@ -79,6 +81,7 @@ def test_overwrite_replaces_only_same_named_files_and_deletes_nothing(tmp_path):
     assert "completed" in runs and "landscape" not in (tmp_path / "analysis" / "problems.txt").read_text()
 
 
+@pytest.mark.guards("foreign files deleted")
 def test_a_rejected_config_touches_no_folder(tmp_path):
     """A typo in a user's Hydra-shaped folder: one line, exit 2, every file and folder as it was;
     and none made for a new folder, nor any pre-made empty parent removed."""
@@ -95,6 +98,7 @@ def test_a_rejected_config_touches_no_folder(tmp_path):
     assert (tmp_path / "empty" / "parents").is_dir() and not (tmp_path / "empty/parents/new").exists()
 
 
+@pytest.mark.guards("foreign files deleted")
 def test_a_symlinked_job_folder_is_not_followed(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -105,6 +109,7 @@ def test_a_symlinked_job_folder_is_not_followed(tmp_path):
     assert snapshot(elsewhere) == before and sorted(p.name for p in elsewhere.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.guards("mixed", "duplicated", "foreign files deleted")
 def test_a_rerun_removes_exactly_the_earlier_attempts_files(tmp_path):
     """The first attempt wrote landscape.csv; the second (probe=none, allowed to replace) writes
     none, so the first one's must go, W&B run included; the user's file beside them stays."""
@@ -123,6 +128,7 @@ def test_a_rerun_removes_exactly_the_earlier_attempts_files(tmp_path):
     )
 
 
+@pytest.mark.guards("lost")
 def test_another_config_does_not_replace_a_finished_result_unless_allowed(tmp_path):
     folder = tmp_path / "job"
     assert run_cli(*E, "seed=0", f"hydra.run.dir={folder}", cwd=tmp_path).returncode == 0
@@ -137,6 +143,7 @@ def test_another_config_does_not_replace_a_finished_result_unless_allowed(tmp_pa
     assert summary(folder)["seed"] == 1 and len(list(folder.glob("wandb/offline-run-*"))) == 1
 
 
+@pytest.mark.guards("lost")
 def test_a_finished_job_that_lost_a_file_runs_again(tmp_path):
     folder = tmp_path / "job"
     assert run_cli(*E, f"hydra.run.dir={folder}", cwd=tmp_path).returncode == 0
@@ -149,6 +156,7 @@ def test_a_finished_job_that_lost_a_file_runs_again(tmp_path):
 
 
 @pytest.mark.parametrize("launcher", ["basic", "batched"])
+@pytest.mark.guards("foreign files deleted")
 def test_a_sweep_job_folder_holding_foreign_files_is_not_touched(launcher, tmp_path):
     sweep = tmp_path / "sweep"
     (sweep / "0").mkdir(parents=True)
@@ -160,6 +168,7 @@ def test_a_sweep_job_folder_holding_foreign_files_is_not_touched(launcher, tmp_p
     assert not (sweep / "0" / "summary.json").exists()
 
 
+@pytest.mark.guards("lost", "foreign files deleted")
 def test_wandb_that_cannot_start_does_not_cost_the_job(tmp_path):
     """A file named wandb where W&B wants its folder: foreign, so refused; allowed, the job runs
     without W&B and its own files are complete."""
@@ -175,6 +184,7 @@ def test_wandb_that_cannot_start_does_not_cost_the_job(tmp_path):
     assert len((folder / "history.csv").read_text().splitlines()) == 4  # header, epochs 0, 5 (log_every) and 10
 
 
+@pytest.mark.guards("duplicated")
 def test_online_fallback_happens_once_per_process_and_leaves_no_stray_run(tmp_path):
     sweep = tmp_path / "sweep"
     env = {"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}
@@ -231,6 +241,7 @@ def small_disk(tmp_path):
 
 
 @needs_root
+@pytest.mark.guards("lost")
 def test_a_full_disk_fails_the_job_with_one_line_and_nothing_that_looks_finished(small_disk, tmp_path):
     disk = small_disk("64k")
     result = run_cli(*E, f"hydra.run.dir={disk / 'job'}", cwd=tmp_path)
@@ -244,6 +255,7 @@ def test_a_full_disk_fails_the_job_with_one_line_and_nothing_that_looks_finished
 
 
 @needs_root
+@pytest.mark.guards("lost")
 def test_write_json_is_all_or_nothing_on_a_full_disk(small_disk):
     """The earlier file stays whole when the new one does not fit, and no temp file is left."""
     disk = small_disk("16k")

@@ -235,6 +235,7 @@ def worker_processes(pid):
 
 
 @pytest.mark.slow
+@pytest.mark.guards("lost", "duplicated")
 def test_a_worker_killed_mid_stack_then_the_same_command_finishes_only_the_rest(tmp_path):
     sweep = tmp_path / "sweep"
     args = [
