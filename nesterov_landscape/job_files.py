@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -33,12 +34,23 @@ NOT_RESULT_KEYS = ("logger", "trainer.resume", "trainer.overwrite", "trainer.max
 
 
 def recorded(folder: Path) -> list[str]:
-    """The manifest's entries, in the order written; none for a folder the tool never wrote to."""
+    """The manifest's entries, in the order written; none for a folder the tool never wrote to.
+    Only entries of the shapes the tool writes count: a hand-edited or copied manifest naming
+    `../x`, `/etc/x` or `*` makes nothing the tool's."""
     try:
-        text = (folder / MANIFEST).read_text()
-    except (FileNotFoundError, NotADirectoryError):
+        text = (folder / MANIFEST).read_text(errors="replace")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return []
-    return [line for line in text.splitlines() if line and not line.startswith("#")]
+    return [line for line in text.splitlines() if _tool_entry(line)]
+
+
+def _tool_entry(entry: str) -> bool:
+    return (
+        entry in RESULT_FILES
+        or entry in HYDRA_FILES
+        or re.fullmatch(r"[\w.-]+\.log", entry) is not None  # the job's log, <hydra.job.name>.log
+        or re.fullmatch(rf"{WANDB_DIR}/\*-[a-z0-9]+\*", entry) is not None  # wandb_run_entry
+    ) and ".." not in entry
 
 
 def record(folder: Path, *entries: str) -> None:
@@ -162,8 +174,8 @@ def remove_previous_attempt(folder: Path) -> None:
     entries = recorded(folder)
     kept = [e for e in entries if e in HYDRA_FILES or e.endswith(".log")]
     for entry in entries:
-        if entry in kept:
-            continue
+        if entry in kept or (entry.startswith(f"{WANDB_DIR}/") and (folder / WANDB_DIR).is_symlink()):
+            continue  # a wandb/ that links elsewhere is not followed
         for path in [*folder.glob(entry), *_temp_files(folder, entry)]:
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)  # a W&B run folder, named with this tool's run id

@@ -128,6 +128,25 @@ def test_a_rerun_removes_exactly_the_earlier_attempts_files(tmp_path):
     )
 
 
+@pytest.mark.guards("foreign files deleted")
+def test_a_manifest_names_nothing_outside_the_tools_own_kinds_of_files(tmp_path):
+    """A hand-edited (or garbage) manifest cannot make the tool remove what it did not write:
+    entries outside the shapes it writes (`../x`, an absolute path, `*`, a user's file) count for
+    nothing."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep\n")
+    folder = tmp_path / "job"
+    folder.mkdir()
+    before = plant(folder, {"notes.txt": "mine\n", "data/raw.csv": "1,2\n"})
+    lines = ["../outside.txt", str(outside), "*", "**/*", "notes.txt", "data", "wandb/*", ".", "\x00garbage"]
+    (folder / ".manifest").write_text("\n".join(lines) + "\n")
+    for attempt in range(2):  # the second attempt's clean-up reads the manifest the first extended
+        result = run_cli(*E, f"hydra.run.dir={folder}", "trainer.resume=false", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert outside.read_text() == "keep\n"
+    assert {k: v for k, v in snapshot(folder).items() if k in before} == before
+
+
 @pytest.mark.guards("lost")
 def test_another_config_does_not_replace_a_finished_result_unless_allowed(tmp_path):
     folder = tmp_path / "job"
