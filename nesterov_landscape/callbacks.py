@@ -40,6 +40,8 @@ class JobFolders(Callback):
         explicit = any(o.split("=", 1)[0].lstrip("+~") == "hydra.run.dir" for o in config.hydra.overrides.hydra)
         wanted = Path(str(config.hydra.run.dir))
         resolved = validated_job_config(config)
+        if wanted.is_symlink():  # not followed: refused before anything is written through it
+            fail(f"{wanted} is a symbolic link to {os.readlink(wanted)}; choose a folder, not a link")
         try:
             folder = wanted if explicit else job_claim.fresh_folder(wanted)
             claim = job_claim.acquire(folder)
@@ -48,7 +50,10 @@ class JobFolders(Callback):
         except OSError as error:
             fail(f"cannot create the job's folder {wanted}: {error.strerror or error}")
         log_name = f"{config.hydra.job.name}.log"
-        problem = None if resolved["trainer"]["overwrite"] else job_files.folder_problem(folder, resolved, log_name)
+        try:
+            problem = job_files.folder_problem(folder, resolved, log_name, resolved["trainer"]["overwrite"])
+        except OSError as error:  # an unreadable manifest or wandb/: never let Hydra write on regardless
+            problem = f"cannot check {folder}: {error.strerror or error}: {error.filename}"
         if problem:  # an existing folder: the job made nothing there
             claim.release()
             fail(f"{problem}; choose another hydra.run.dir, or set trainer.overwrite=true to write there anyway")
@@ -80,6 +85,8 @@ def validated_job_config(config: DictConfig) -> dict[str, Any]:
         validate_values(resolved, cuda_available=cuda)
     except ConfigError as error:
         fail(str(error))
+    except Exception as error:  # Hydra would only warn about a callback's error and write the folder anyway
+        fail(f"the config cannot be resolved: {(str(error).splitlines() or [type(error).__name__])[0]}")
     return resolved
 
 

@@ -157,7 +157,7 @@ def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], train
             done["status"],
         )
         return done
-    problem = None if config.trainer.overwrite else job_files.folder_problem(output_dir, resolved, job["log_name"])
+    problem = job_files.folder_problem(output_dir, resolved, job["log_name"], config.trainer.overwrite)
     if problem:
         raise ConfigError(f"{problem}; set trainer.overwrite=true to write there anyway")
     job_files.remove_previous_attempt(output_dir)  # never mix its files or W&B runs with an earlier attempt's

@@ -69,7 +69,12 @@ def acquire(folder: Path) -> Claim:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / CLAIM_FILE
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by child processes
+        try:  # O_NOFOLLOW: a link planted at .claim is never written through
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # not inherited by child processes
+        except OSError as error:
+            if error.errno != errno.ELOOP:
+                raise
+            raise FolderClaimed(f"{path} is a symbolic link, not this tool's claim") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:

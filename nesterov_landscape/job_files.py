@@ -27,6 +27,8 @@ RESULT_FILES = ("summary.json", "history.csv", "landscape.csv", "landscape_rando
 # What Hydra (or the batched launcher, in its place) writes for a job before the job's code runs.
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")
 WANDB_DIR = "wandb"
+# A run folder W&B makes: offline-run-<date>_<time>-<id> or run-<date>_<time>-<id>.
+WANDB_RUN_FOLDER = re.compile(r"(offline-)?run-\d{8}_\d{6}-[a-z0-9]+")
 # Links W&B (re)makes in wandb/ at every start, pointing into the newest run.
 WANDB_LINKS = ("latest-run", "debug.log", "debug-internal.log")
 # Settings that do not change a job's numbers: a result made with other values is the same result.
@@ -37,8 +39,11 @@ def recorded(folder: Path) -> list[str]:
     """The manifest's entries, in the order written; none for a folder the tool never wrote to.
     Only entries of the shapes the tool writes count: a hand-edited or copied manifest naming
     `../x`, `/etc/x` or `*` makes nothing the tool's."""
+    path = folder / MANIFEST
+    if path.is_symlink():  # not this tool's: it writes the manifest itself (linked_paths refuses it)
+        return []
     try:
-        text = (folder / MANIFEST).read_text(errors="replace")
+        text = path.read_text(errors="replace")
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return []
     return [line for line in text.splitlines() if _tool_entry(line)]
@@ -62,7 +67,8 @@ def record(folder: Path, *entries: str) -> None:
         return
     path = folder / MANIFEST
     header = "" if path.exists() else "# written here by nesterov_landscape; a re-run removes exactly these\n"
-    with path.open("a") as file:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # never through a link
+    with os.fdopen(fd, "a") as file:
         file.write(header + "".join(f"{e}\n" for e in new))
 
 
@@ -78,10 +84,7 @@ def _owned(name: str, entries: list[str]) -> bool:
 
 def foreign_files(folder: Path, log_name: str) -> list[str]:
     """Result-named entries in `folder` that no attempt of this tool recorded as its own: results,
-    Hydra's files, the job's log `log_name`, W&B runs. A folder reached through a symbolic link
-    is foreign as a whole: nothing is followed out of where the job was asked to run."""
-    if folder.is_symlink():
-        return [f"{folder} (a symbolic link to {os.readlink(folder)})"]
+    Hydra's files, the job's log `log_name`, W&B runs (links are linked_paths' to refuse)."""
     if not folder.is_dir():
         return []
     mine = recorded(folder)
@@ -90,8 +93,8 @@ def foreign_files(folder: Path, log_name: str) -> list[str]:
     wandb = folder / WANDB_DIR
     if wandb.is_symlink() or (wandb.exists() and not wandb.is_dir()):
         out.append(WANDB_DIR)
-    elif wandb.is_dir():
-        runs = [p.name for p in wandb.iterdir() if p.name not in WANDB_LINKS]
+    elif wandb.is_dir():  # W&B's links it replaces at each start; anything else there must be the tool's
+        runs = [p.name for p in wandb.iterdir() if not (p.name in WANDB_LINKS and p.is_symlink())]
         out += [f"{WANDB_DIR}/{n}" for n in sorted(runs) if not _owned(f"{WANDB_DIR}/{n}", mine)]
     return out
 
@@ -138,8 +141,43 @@ def replaced_result(folder: Path, resolved: Mapping[str, Any]) -> str | None:
     return f"{folder} holds a {summary['status']} run of another config ({shown})"
 
 
-def folder_problem(folder: Path, resolved: Mapping[str, Any], log_name: str) -> str | None:
-    """Why a job of config `resolved` may not write into `folder`, unless trainer.overwrite=true."""
+def linked_paths(folder: Path, log_name: str) -> list[str]:
+    """Symbolic links where the tool (or Hydra for it) would write through them: the folder itself,
+    .hydra/ or its files, the log, the manifest, the claim, wandb/. Refused even with overwrite:
+    nothing is followed out of where the job was asked to run."""
+    if folder.is_symlink():
+        return [f"{folder} (a symbolic link to {os.readlink(folder)})"]
+    names = [
+        ".hydra",
+        *HYDRA_FILES,
+        log_name,
+        MANIFEST,
+        ".claim",
+        WANDB_DIR,
+        *(f"{WANDB_DIR}/{n}" for n in WANDB_LINKS),
+    ]
+    out = []
+    for name in names:
+        path = folder / name
+        if path.is_symlink() and not (name.startswith(f"{WANDB_DIR}/") and _links_into_own_run(path, folder)):
+            out.append(f"{name} (a symbolic link)")
+    return out
+
+
+def _links_into_own_run(link: Path, folder: Path) -> bool:
+    """W&B's own links in wandb/ (latest-run, debug.log, ...), pointing into a run this tool wrote."""
+    target = Path(os.readlink(link))
+    return not target.is_absolute() and _owned(f"{WANDB_DIR}/{target.parts[0]}", recorded(folder))
+
+
+def folder_problem(folder: Path, resolved: Mapping[str, Any], log_name: str, overwrite: bool) -> str | None:
+    """Why a job of config `resolved` may not write into `folder`: links it would write through
+    (always), else, unless `overwrite`, files this tool did not write or another config's result."""
+    links = linked_paths(folder, log_name)
+    if links:
+        return f"{folder} holds {', '.join(links[:4])}, which the job would write through"
+    if overwrite:
+        return None
     foreign = foreign_files(folder, log_name)
     if foreign:
         listed = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
@@ -177,9 +215,10 @@ def remove_previous_attempt(folder: Path) -> None:
         if entry in kept or (entry.startswith(f"{WANDB_DIR}/") and (folder / WANDB_DIR).is_symlink()):
             continue  # a wandb/ that links elsewhere is not followed
         for path in [*folder.glob(entry), *_temp_files(folder, entry)]:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)  # a W&B run folder, named with this tool's run id
-            else:
+            if entry.startswith(f"{WANDB_DIR}/"):
+                if path.is_dir() and not path.is_symlink() and WANDB_RUN_FOLDER.fullmatch(path.name):
+                    shutil.rmtree(path)  # a W&B run folder, named with this tool's run id
+            elif not path.is_dir() or path.is_symlink():  # a folder at a file's name is not the tool's
                 path.unlink(missing_ok=True)
     wandb = folder / WANDB_DIR
     for name in WANDB_LINKS:
@@ -193,7 +232,9 @@ def remove_previous_attempt(folder: Path) -> None:
 def _temp_files(folder: Path, entry: str) -> list[Path]:
     """The temp files atomic_write_text leaves when killed mid-write: .<name>.tmp-<pid>."""
     path = Path(entry)
-    return list((folder / path.parent).glob(f".{path.name}.tmp-*")) if "*" not in entry else []
+    if "*" in entry:
+        return []
+    return [p for p in (folder / path.parent).glob(f".{path.name}.tmp-*") if p.name.rpartition("-")[2].isdigit()]
 
 
 def _rewrite_manifest(folder: Path, entries: list[str]) -> None:

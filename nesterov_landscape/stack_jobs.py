@@ -128,7 +128,7 @@ def _finish_job(job: Any, config: Any, trained: Any) -> Outcome:
         log.warning("job #%d skipped: %s, which runs it; re-run the sweep after it ends", job.idx, error)
         return job.idx, "completed", "skipped"
     identity = _identity(job)
-    problem = None if config.trainer.overwrite else job_files.folder_problem(folder, job.resolved, identity["log_name"])
+    problem = job_files.folder_problem(folder, job.resolved, identity["log_name"], config.trainer.overwrite)
     if problem:  # checked before this job's .hydra/ files would replace anything
         claim.release()
         log.error("job #%d: %s; set trainer.overwrite=true to write there anyway", job.idx, problem)
@@ -207,10 +207,10 @@ def _record_interrupted(job: Any) -> Outcome:
         return job.idx, "completed", "skipped"
     try:
         if not _recorded_interrupted(folder, job.resolved):
-            if not job.resolved["trainer"]["overwrite"]:  # as _finish_job: nothing into a folder not ours
-                problem = job_files.folder_problem(folder, job.resolved, _identity(job)["log_name"])
-                if problem:
-                    return job.idx, "interrupted", f"not recorded: {problem}"
+            overwrite = job.resolved["trainer"]["overwrite"]  # as _finish_job: nothing into a folder not ours
+            problem = job_files.folder_problem(folder, job.resolved, _identity(job)["log_name"], overwrite)
+            if problem:
+                return job.idx, "interrupted", f"not recorded: {problem}"
             _write_hydra_files(job)
             job_files.remove_previous_attempt(folder)  # as run_job does first: the folder never mixes two attempts
             with _JobLog(job):

@@ -109,6 +109,59 @@ def test_a_symlinked_job_folder_is_not_followed(tmp_path):
     assert snapshot(elsewhere) == before and sorted(p.name for p in elsewhere.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.guards("foreign files deleted")
+@pytest.mark.parametrize("link", [".hydra", ".hydra/config.yaml", "nesterov_landscape.log", ".manifest", ".claim"])
+def test_a_link_the_job_would_write_through_is_refused_even_with_overwrite(link, tmp_path):
+    """Hydra, the log and the tool would write through these links into the user's file: refused
+    with one line, overwrite or not, and the target untouched."""
+    target = tmp_path / "precious"
+    target.mkdir() if link == ".hydra" else target.write_text("precious\nnotes.txt\n")
+    folder = tmp_path / "job"
+    (folder / link).parent.mkdir(parents=True)
+    (folder / link).symlink_to(target)
+    (folder / "notes.txt").write_text("mine\n")
+    before = snapshot(tmp_path)
+    for extra in ([], ["trainer.overwrite=true"]):
+        result = run_cli(*E, f"hydra.run.dir={folder}", *extra, cwd=tmp_path)
+        assert result.returncode == 2 and "symbolic link" in one_error_line(result), result.stderr
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.guards("foreign files deleted")
+def test_plain_files_at_wandbs_link_names_are_foreign(tmp_path):
+    folder = tmp_path / "job"
+    before = plant(folder, {"wandb/debug.log": "my debug notes\n", "wandb/debug-internal.log": "x\n"})
+    result = run_cli(*E, f"hydra.run.dir={folder}", cwd=tmp_path)
+    assert result.returncode == 2 and "wandb/debug.log" in one_error_line(result)
+    assert snapshot(folder) == before
+
+
+@pytest.mark.guards("foreign files deleted")
+def test_a_config_that_cannot_be_resolved_touches_no_folder(tmp_path):
+    folder = tmp_path / "job"
+    before = plant(folder, {".hydra/config.yaml": "user: precious\n"})
+    result = run_cli(*E, f"hydra.run.dir={folder}", "seed=${oc.env:NO_SUCH_VARIABLE_HERE}", cwd=tmp_path)
+    assert result.returncode == 2 and "cannot be resolved" in one_error_line(result)
+    assert snapshot(folder) == before
+
+
+@pytest.mark.guards("foreign files deleted")
+def test_a_rerun_removes_only_the_tools_own_kinds_of_paths(tmp_path):
+    """A folder put where the job's history.csv was, and a file and folder in wandb/ named with the
+    job's run id, are not the tool's: a re-run removes its own W&B run folder and nothing else."""
+    folder = tmp_path / "job"
+    assert run_cli(*E, f"hydra.run.dir={folder}", cwd=tmp_path).returncode == 0
+    run_id = summary(folder)["wandb"]["id"]
+    (folder / "history.csv").unlink()
+    planted = {"history.csv/mine.txt": "a\n", f"wandb/notes-{run_id}.txt": "b\n"}
+    planted[f"wandb/backup-{run_id}-copy/x"] = "c\n"
+    before = {k: v for k, v in plant(folder, planted).items() if k in planted}
+    again = run_cli(*E, f"hydra.run.dir={folder}", "trainer.resume=false", cwd=tmp_path)
+    assert "Is a directory" in again.stderr  # the job cannot write its history where the user's folder is
+    assert {k: v for k, v in snapshot(folder).items() if k in before} == before
+    assert not list(folder.glob(f"wandb/offline-run-*-{run_id}"))  # its own earlier run is gone
+
+
 @pytest.mark.guards("mixed", "duplicated", "foreign files deleted")
 def test_a_rerun_removes_exactly_the_earlier_attempts_files(tmp_path):
     """The first attempt wrote landscape.csv; the second (probe=none, allowed to replace) writes

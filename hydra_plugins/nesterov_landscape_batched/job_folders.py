@@ -37,7 +37,8 @@ def check_job_folders(jobs: Iterable[JobFolder]) -> None:
     folder it may not write."""
     owners: dict[str, tuple[int, Sequence[str]]] = {}  # folder -> its job (not the JobFolder: it holds a config)
     for job in jobs:
-        idx, overrides = owners.setdefault(job.folder, (job.idx, job.overrides))
+        # the real path: two names that lead to one folder (through a link) are one folder
+        idx, overrides = owners.setdefault(os.path.realpath(job.folder), (job.idx, job.overrides))
         if idx != job.idx:
             raise SweepRefused(
                 f"jobs #{idx} ({' '.join(overrides)}) and #{job.idx} ({' '.join(job.overrides)}) "
@@ -59,9 +60,7 @@ def _folder_problem(job: JobFolder) -> str | None:
     if not os.path.lexists(job.folder):  # a new folder (lexists: a dangling link is in the way too)
         return None
     resolved = job.resolved()
-    if resolved["trainer"]["overwrite"]:
-        return None
-    return job_files.folder_problem(Path(job.folder), resolved, job.log_name)
+    return job_files.folder_problem(Path(job.folder), resolved, job.log_name, resolved["trainer"]["overwrite"])
 
 
 def launcher_job_id(launcher: Any, job_name: str, idx: int) -> str:
