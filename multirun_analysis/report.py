@@ -48,6 +48,22 @@ def check_phase_axes(phase_axes: list[str] | None, keys: list[str]) -> None:
         )
 
 
+# Left in an output folder by the analysis: a later analysis may write there again. Any other folder
+# that holds files is someone else's, and nothing of theirs is replaced.
+OUT_MARKER = ".multirun_analysis"
+
+
+def claim_out(out: Path) -> None:
+    """Make `out` the analysis's folder, or raise ValueError if it holds files the analysis did not write."""
+    if out.is_dir() and any(out.iterdir()) and not (out / OUT_MARKER).is_file():
+        raise ValueError(
+            f"--out {out} holds files the analysis did not write; allowed: a new or empty folder, or one an "
+            "earlier analysis wrote"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / OUT_MARKER).write_text("written by python -m multirun_analysis; it may write here again\n")
+
+
 def write_report(
     sweep: Sweep,
     out: Path,
@@ -58,7 +74,7 @@ def write_report(
 ) -> Analysis:
     """Tables, figures and report.md under `out`; with wandb_mode offline or online, also one W&B
     run of job_type analysis in the jobs' group holding them."""
-    out.mkdir(parents=True, exist_ok=True)
+    claim_out(out)
     add_derived_columns(sweep)
     keys = group_keys(sweep, by)
     check_phase_axes(phase_axes, keys)

@@ -37,6 +37,7 @@ class JobFolders(Callback):
         (hydra.run.dir=...), the folder is used as it is, unless another live process holds it or
         it holds what this tool did not write (job_files); the default outputs/<date>/<time>
         becomes outputs/<date>/<time>-1, -2, ... when a job started in the same second has it."""
+        refuse_other_output_subdir(config)
         explicit = any(o.split("=", 1)[0].lstrip("+~") == "hydra.run.dir" for o in config.hydra.overrides.hydra)
         wanted = Path(str(config.hydra.run.dir))
         resolved = validated_job_config(config)
@@ -68,8 +69,17 @@ class JobFolders(Callback):
         # inherited by the processes the launcher starts for jobs (joblib's workers): a job whose
         # parent is this process stops when it dies (interruption.parent_watch)
         os.environ[SWEEP_PID_ENV] = str(os.getpid())
+        refuse_other_output_subdir(config)
         if OmegaConf.select(config, "hydra.sweeper._target_") in BASIC_SWEEPERS:
             refuse_empty_sweep(config)
+
+
+def refuse_other_output_subdir(config: DictConfig) -> None:
+    """The job's ownership rules (job_files) know Hydra's files under .hydra/ only: another
+    hydra.output_subdir would let Hydra overwrite a user's files there unchecked."""
+    subdir = OmegaConf.select(config, "hydra.output_subdir")
+    if subdir != ".hydra":
+        fail(f"hydra.output_subdir={subdir} is not allowed; it must be .hydra, where the tool checks what Hydra writes")
 
 
 def validated_job_config(config: DictConfig) -> dict[str, Any]:

@@ -337,3 +337,40 @@ def test_write_json_is_all_or_nothing_on_a_full_disk(small_disk):
         write_json(disk / "summary.json", {"status": "failed", "padding": "x" * 100_000})
     assert (disk / "summary.json").read_text() == before
     assert sorted(p.name for p in disk.iterdir()) == [".manifest", "summary.json"]
+
+
+@pytest.mark.guards("foreign files deleted")
+def test_the_analysis_writes_only_into_a_folder_of_its_own(tmp_path):
+    folder = tmp_path / "job"
+    assert run_cli(*E, f"hydra.run.dir={folder}", cwd=tmp_path).returncode == 0
+    theirs = tmp_path / "theirs"
+    before = plant(theirs, {"report.md": "my report\n", "summary.csv": "a,b\n"})
+    refused = run_analysis(str(folder), "--out", str(theirs), "--wandb-mode", "disabled", cwd=tmp_path)
+    assert refused.returncode == 2 and "holds files the analysis did not write" in one_error_line(refused)
+    assert snapshot(theirs) == before
+    ours = tmp_path / "ours"
+    for _ in range(2):  # an analysis writes again where it wrote before
+        result = run_analysis(str(folder), "--out", str(ours), "--wandb-mode", "disabled", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.guards("foreign files deleted")
+def test_another_hydra_output_subdir_is_refused(tmp_path):
+    folder = tmp_path / "job"
+    before = plant(folder, {"meta/config.yaml": "user: precious\n"})
+    for args in ([f"hydra.run.dir={folder}"], [f"hydra.sweep.dir={tmp_path / 'sweep'}", "seed=0,1", "--multirun"]):
+        result = run_cli(*E, "hydra.output_subdir=meta", *args, cwd=tmp_path)
+        assert result.returncode == 2 and "hydra.output_subdir" in one_error_line(result)
+    assert snapshot(folder) == before and not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.guards("lost")
+def test_a_sweep_none_of_whose_jobs_can_run_leaves_the_earlier_sweeps_record(tmp_path):
+    """An all-invalid sweep into a finished sweep's folder: its multirun.yaml, by which the analysis
+    tells the sweep's jobs from stale ones, stays the finished sweep's."""
+    sweep = tmp_path / "sweep"
+    assert run_cli(*E, "seed=0,1", f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path).returncode == 0
+    before = snapshot(sweep)
+    result = run_cli(*E, "seed=0,1", "optimizer.lr=-1", f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path)
+    assert result.returncode != 0
+    assert snapshot(sweep) == before

@@ -49,7 +49,8 @@ class BatchedSweeper(BasicSweeper):
         jobs = [job for batch in batches for job in batch]
         try:
             self._check(jobs)
-            self._write_sweep_folder()
+            if len(self.invalid) < len(jobs):  # a sweep none of whose jobs can run leaves an earlier one's record
+                self._write_sweep_folder()
         except job_folders.SweepRefused as refusal:
             _refuse(str(refusal))
         except ConfigCompositionException as error:  # a value or choice that Hydra rejects
