@@ -11,7 +11,6 @@ the manifest does not list is foreign: a job refuses it unless `trainer.overwrit
 """
 
 import csv
-import fnmatch
 import io
 import json
 import math
@@ -27,8 +26,6 @@ RESULT_FILES = ("summary.json", "history.csv", "landscape.csv", "landscape_rando
 # What Hydra (or the batched launcher, in its place) writes for a job before the job's code runs.
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")
 WANDB_DIR = "wandb"
-# A run folder W&B makes: offline-run-<date>_<time>-<id> or run-<date>_<time>-<id>.
-WANDB_RUN_FOLDER = re.compile(r"(offline-)?run-\d{8}_\d{6}-[a-z0-9]+")
 # Links W&B (re)makes in wandb/ at every start, pointing into the newest run.
 WANDB_LINKS = ("latest-run", "debug.log", "debug-internal.log")
 # Settings that do not change a job's numbers: a result made with other values is the same result.
@@ -53,7 +50,7 @@ def _tool_entry(entry: str) -> bool:
     return (
         entry in RESULT_FILES
         or entry in HYDRA_FILES
-        or re.fullmatch(r"[\w.-]+\.log", entry) is not None  # the job's log, <hydra.job.name>.log
+        or re.fullmatch(r"[^/*?\[\]]+\.log", entry) is not None  # the job's log, <hydra.job.name>.log
         or re.fullmatch(rf"{WANDB_DIR}/\*-[a-z0-9]+\*", entry) is not None  # wandb_run_entry
     ) and ".." not in entry
 
@@ -79,7 +76,18 @@ def wandb_run_entry(run_id: str) -> str:
 
 
 def _owned(name: str, entries: list[str]) -> bool:
-    return any(name == e or fnmatch.fnmatchcase(name, e) for e in entries)
+    return any(name == e or _is_own_wandb_run(name, e) for e in entries)
+
+
+def _is_own_wandb_run(name: str, entry: str) -> bool:
+    """`name` is the W&B run folder that manifest entry wandb/*-<id>* stands for: exactly the name W&B
+    gives it (offline-run-<date>_<time>-<id>, or run-..., the id maybe with start_run's "o"), so that
+    a copy beside it (<folder>old) or a file named with the id is not the tool's."""
+    match = re.fullmatch(rf"{WANDB_DIR}/\*-([a-z0-9]+)\*", entry)
+    return (
+        match is not None
+        and re.fullmatch(rf"{WANDB_DIR}/(offline-)?run-\d{{8}}_\d{{6}}-{match.group(1)}o?", name) is not None
+    )
 
 
 def foreign_files(folder: Path, log_name: str) -> list[str]:
@@ -142,9 +150,10 @@ def replaced_result(folder: Path, resolved: Mapping[str, Any]) -> str | None:
 
 
 def linked_paths(folder: Path, log_name: str) -> list[str]:
-    """Symbolic links where the tool (or Hydra for it) would write through them: the folder itself,
-    .hydra/ or its files, the log, the manifest, the claim, wandb/. Refused even with overwrite:
-    nothing is followed out of where the job was asked to run."""
+    """Links the tool (or Hydra for it) would write through: the folder itself, .hydra/ or its files,
+    the log, the manifest, the claim, wandb/ (symbolic links), and those of these files that Hydra,
+    the log and the tool write in place (hard links: a `cp -al` copy of a folder, say). Refused even
+    with overwrite: nothing is followed out of where the job was asked to run."""
     if folder.is_symlink():
         return [f"{folder} (a symbolic link to {os.readlink(folder)})"]
     names = [
@@ -161,6 +170,8 @@ def linked_paths(folder: Path, log_name: str) -> list[str]:
         path = folder / name
         if path.is_symlink() and not (name.startswith(f"{WANDB_DIR}/") and _links_into_own_run(path, folder)):
             out.append(f"{name} (a symbolic link)")
+        elif path.is_file() and path.stat().st_nlink > 1:  # written in place: its other names would change too
+            out.append(f"{name} (a hard link)")
     return out
 
 
@@ -200,7 +211,8 @@ def written_results(folder: Path) -> list[str]:
     for entry in recorded(folder):
         if entry in HYDRA_FILES or entry.endswith(".log"):
             continue
-        out += sorted(str(p.relative_to(folder)) for p in folder.glob(entry))
+        paths = [p.relative_to(folder).as_posix() for p in folder.glob(entry)]
+        out += sorted(p for p in paths if not entry.startswith(f"{WANDB_DIR}/") or _is_own_wandb_run(p, entry))
     return out
 
 
@@ -216,7 +228,8 @@ def remove_previous_attempt(folder: Path) -> None:
             continue  # a wandb/ that links elsewhere is not followed
         for path in [*folder.glob(entry), *_temp_files(folder, entry)]:
             if entry.startswith(f"{WANDB_DIR}/"):
-                if path.is_dir() and not path.is_symlink() and WANDB_RUN_FOLDER.fullmatch(path.name):
+                own = _is_own_wandb_run(f"{WANDB_DIR}/{path.name}", entry)
+                if own and path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path)  # a W&B run folder, named with this tool's run id
             elif not path.is_dir() or path.is_symlink():  # a folder at a file's name is not the tool's
                 path.unlink(missing_ok=True)

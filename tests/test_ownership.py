@@ -148,7 +148,7 @@ def test_a_config_that_cannot_be_resolved_touches_no_folder(tmp_path):
 @pytest.mark.guards("foreign files deleted")
 def test_a_rerun_removes_only_the_tools_own_kinds_of_paths(tmp_path):
     """A folder put where the job's history.csv was, and a file and folder in wandb/ named with the
-    job's run id, are not the tool's: a re-run removes its own W&B run folder and nothing else."""
+    job's run id, are not the tool's: a re-run leaves them as they are."""
     folder = tmp_path / "job"
     assert run_cli(*E, f"hydra.run.dir={folder}", cwd=tmp_path).returncode == 0
     run_id = summary(folder)["wandb"]["id"]
@@ -157,9 +157,8 @@ def test_a_rerun_removes_only_the_tools_own_kinds_of_paths(tmp_path):
     planted[f"wandb/backup-{run_id}-copy/x"] = "c\n"
     before = {k: v for k, v in plant(folder, planted).items() if k in planted}
     again = run_cli(*E, f"hydra.run.dir={folder}", "trainer.resume=false", cwd=tmp_path)
-    assert "Is a directory" in again.stderr  # the job cannot write its history where the user's folder is
+    assert again.returncode != 0  # refused (the id-named files in wandb/ are not the tool's) or failed
     assert {k: v for k, v in snapshot(folder).items() if k in before} == before
-    assert not list(folder.glob(f"wandb/offline-run-*-{run_id}"))  # its own earlier run is gone
 
 
 @pytest.mark.guards("mixed", "duplicated", "foreign files deleted")
@@ -374,3 +373,33 @@ def test_a_sweep_none_of_whose_jobs_can_run_leaves_the_earlier_sweeps_record(tmp
     result = run_cli(*E, "seed=0,1", "optimizer.lr=-1", f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path)
     assert result.returncode != 0
     assert snapshot(sweep) == before
+
+
+@pytest.mark.guards("foreign files deleted")
+def test_hard_links_the_job_would_write_in_place_are_refused(tmp_path):
+    """A user's file hard-linked at .manifest or .claim (or a whole folder copied with cp -al):
+    the tool would change it in place through the other name."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    folder = tmp_path / "job"
+    folder.mkdir()
+    os.link(notes, folder / ".manifest")
+    for extra in ([], ["trainer.overwrite=true"]):
+        result = run_cli(*E, f"hydra.run.dir={folder}", *extra, cwd=tmp_path)
+        assert result.returncode == 2 and "hard link" in one_error_line(result)
+    assert notes.read_text() == "mine\n"
+
+
+@pytest.mark.guards("foreign files deleted")
+def test_a_copy_beside_the_jobs_wandb_run_is_not_the_tools(tmp_path):
+    folder = tmp_path / "job"
+    assert run_cli(*E, f"hydra.run.dir={folder}", cwd=tmp_path).returncode == 0
+    (run,) = folder.glob("wandb/offline-run-*")
+    copy = folder / "wandb" / f"{run.name}old"
+    copy.mkdir()
+    (copy / "backup.txt").write_text("mine\n")
+    refused = run_cli(*E, f"hydra.run.dir={folder}", "trainer.resume=false", cwd=tmp_path)
+    assert refused.returncode == 2 and f"wandb/{copy.name}" in one_error_line(refused)
+    allowed = run_cli(*E, f"hydra.run.dir={folder}", "trainer.resume=false", "trainer.overwrite=true", cwd=tmp_path)
+    assert allowed.returncode == 0, allowed.stderr
+    assert (copy / "backup.txt").read_text() == "mine\n" and not run.exists()
