@@ -403,3 +403,18 @@ def test_a_copy_beside_the_jobs_wandb_run_is_not_the_tools(tmp_path):
     allowed = run_cli(*E, f"hydra.run.dir={folder}", "trainer.resume=false", "trainer.overwrite=true", cwd=tmp_path)
     assert allowed.returncode == 0, allowed.stderr
     assert (copy / "backup.txt").read_text() == "mine\n" and not run.exists()
+
+
+@pytest.mark.guards("foreign files deleted")
+def test_a_wandb_link_into_another_run_is_neither_followed_nor_removed(tmp_path):
+    """W&B's link names (latest-run, debug.log) are removed by a re-run only where they point into the
+    tool's own run; one pointing elsewhere is refused, overwrite or not, and stays."""
+    elsewhere = tmp_path / "other-project-run"
+    elsewhere.mkdir()
+    folder = tmp_path / "job"
+    (folder / "wandb").mkdir(parents=True)
+    (folder / "wandb" / "latest-run").symlink_to(elsewhere)
+    for extra in ([], ["trainer.overwrite=true"]):
+        result = run_cli(*E, f"hydra.run.dir={folder}", *extra, cwd=tmp_path)
+        assert result.returncode == 2 and "wandb/latest-run (a symbolic link)" in one_error_line(result)
+    assert os.readlink(folder / "wandb" / "latest-run") == str(elsewhere)
