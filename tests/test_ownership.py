@@ -31,10 +31,14 @@ def plant(folder: Path, files: dict[str, str]) -> dict[str, tuple[bytes, int]]:
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file's bytes and mtime; a link by where it points, since W&B links a run's
+    logs/debug-core.log to a log its service process keeps appending to."""
     return {
-        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        str(p.relative_to(folder)): (
+            (os.readlink(p).encode(), 0) if p.is_symlink() else (p.read_bytes(), p.stat().st_mtime_ns)
+        )
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_symlink() or p.is_file()
     }
 
 
