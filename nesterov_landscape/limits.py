@@ -5,7 +5,7 @@ The memory estimate follows what the code allocates (see probes.py and job_probe
 the weights and optimizer state, the activations of one forward and backward pass, the history
 rows, and each probe's batched evaluations and results. It counts the job's own arrays, not the
 interpreter, torch and W&B (about 300 MB per process). It was checked against the peak resident
-memory of real jobs (README, "Faults and limits"); it errs on the high side.
+memory of real jobs (docs/faults.md, "The memory estimate"); it errs on the high side.
 """
 
 import math

@@ -1,6 +1,6 @@
 """Landscape probes at given weights. All are plain torch on a loss function that maps weights
-(P,) to a scalar and a batch of weights (B, P) to B losses, so every set of perturbed weights is
-one batched call.
+(P,) to a scalar and a batch of weights (B, P) to B losses, so perturbed weights are evaluated in
+batched calls of at most `rows` weight vectors (32 by default).
 
 `gradient_line` is the probe of Figure 3 in Gupta & Wojtowytsch (ICLR 2025): along the unit
 gradient g = grad L(w) / |grad L(w)|, phi(t) = L(w + t g), and
