@@ -10,6 +10,7 @@ from pathlib import Path
 from multirun_analysis.figures import make_figures
 from multirun_analysis.load import load_sweeps
 from multirun_analysis.report import write_report
+from multirun_analysis.shares import landscape_radius
 from multirun_analysis.synthetic import (
     completed_summary,
     decaying_history,
@@ -52,7 +53,7 @@ def main() -> None:
         start = time.perf_counter()
         add_derived_columns(loaded)
         keys = group_keys(loaded)
-        summarize(loaded, keys)
+        summarize(loaded, keys, landscape_radius(loaded.runs))
         phases.append(("tables (derived columns, summary)", time.perf_counter() - start))
         start = time.perf_counter()
         make_figures(loaded, keys, root)

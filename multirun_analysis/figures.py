@@ -15,6 +15,7 @@ import seaborn as sns  # noqa: E402
 
 from .load import Sweep  # noqa: E402
 from .phase import phase_diagram  # noqa: E402
+from .shares import Outcome  # noqa: E402
 from .tables import sort_by_keys  # noqa: E402
 
 MAX_PANELS = 12
@@ -196,16 +197,21 @@ def heatmap(runs: pd.DataFrame, keys: list[str]) -> plt.Figure | None:
 
 
 def make_figures(
-    sweep: Sweep, keys: list[str], out: Path, shares: pd.DataFrame | None = None, phase_axes: list[str] | None = None
+    sweep: Sweep,
+    keys: list[str],
+    out: Path,
+    shares: pd.DataFrame | None = None,
+    outcomes: tuple[Outcome, ...] = (),
+    phase_axes: list[str] | None = None,
 ) -> list[str]:
     """Every figure as PNG and PDF under `out`; returns the file names. The phase diagram needs the
-    share table (shares.share_table) and two swept keys."""
+    share table of `outcomes` (shares.share_table) and two swept keys."""
     sns.set_theme(style="whitegrid", context="paper")
     runs = sweep.runs[~sweep.runs["duplicate"]]
     named = {
         "loss_curves": loss_curves(sweep, runs, keys),
         "landscape": landscape_panels(sweep, runs, keys),
-        "phase_diagram": phase_diagram(shares, keys, phase_axes) if shares is not None else None,
+        "phase_diagram": phase_diagram(shares, keys, outcomes, phase_axes) if shares is not None else None,
     }
     if keys:
         named["final_loss_vs_" + loss_axis(keys).replace(".", "_")] = final_loss_vs_key(runs, keys)

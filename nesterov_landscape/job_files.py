@@ -20,9 +20,12 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .probes import PROBES
+from .summary_schema import RESULTS
+
 MANIFEST = ".manifest"
-# What a job writes besides Hydra's files and its W&B run under wandb/.
-RESULT_FILES = ("summary.json", "history.csv", "landscape.csv", "landscape_random.csv", "hessian.csv")
+# What a job writes besides Hydra's files and its W&B run under wandb/: those of every probe included.
+RESULT_FILES = ("summary.json", "history.csv", *(name for probe in PROBES.values() for name in probe.files))
 # What Hydra (or the batched launcher, in its place) writes for a job before the job's code runs.
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")
 WANDB_DIR = "wandb"
@@ -132,7 +135,7 @@ def read_summary(folder: Path) -> dict[str, Any] | None:
 
 
 def finished(summary: dict[str, Any] | None) -> bool:
-    return summary is not None and summary.get("status") in ("completed", "diverged")
+    return summary is not None and summary.get("status") in RESULTS
 
 
 def replaced_result(folder: Path, resolved: Mapping[str, Any]) -> str | None:

@@ -99,25 +99,24 @@ def remove_failed_online_run(job_dir: Path, run_id: str) -> None:
             shutil.rmtree(path)
 
 
-def log_landscape(run: Any, columns: dict[str, list[float]], step: int) -> None:
-    """The probe's grid as a W&B table with line plots of phi, phi'' and mu against t. W&B keeps at
-    most wandb.Table.MAX_ROWS rows of a logged table and drops the rest, the end of the segment:
-    a longer grid is thinned to every k-th point instead (landscape.csv has every point)."""
-    names = list(columns)
-    rows = [list(row) for row in zip(*columns.values())]
+def log_table(run: Any, table: Any, step: int) -> None:
+    """A probe's WandbTable (nesterov_landscape/probes/) as a W&B table with its line plots. W&B
+    keeps at most wandb.Table.MAX_ROWS rows of a logged table and drops the rest, the end of the
+    segment: a longer table is thinned to every k-th row instead (the probe's CSV file has every row)."""
+    names = list(table.columns)
+    rows = [list(row) for row in zip(*table.columns.values())]
     stride = -(-len(rows) // wandb.Table.MAX_ROWS)
     if stride > 1:
         limit = wandb.Table.MAX_ROWS
-        log.info(
-            "W&B landscape table: one grid point in %d of %d (W&B keeps at most %d rows)", stride, len(rows), limit
-        )
+        log.info("W&B %s table: one row in %d of %d (W&B keeps at most %d rows)", table.key, stride, len(rows), limit)
         rows = rows[::stride]
-    table = wandb.Table(columns=names, data=rows)
-    titles = {"phi": "phi(t) = L(w + t g)", "phi_dd": "phi''(t), central differences", "mu": "strong-aiming mu(t)"}
+    logged = wandb.Table(columns=names, data=rows)
     run.log(
         {
-            "landscape/table": table,
-            **{f"landscape/{y}": wandb.plot.line(table, "t", y, title=title) for y, title in titles.items()},
+            f"{table.key}/table": logged,
+            **{
+                f"{table.key}/{y}": wandb.plot.line(logged, table.x, y, title=title) for y, title in table.plots.items()
+            },
         },
         step=step,
     )

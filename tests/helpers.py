@@ -13,9 +13,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from nesterov_landscape.config import Config, register_configs, validate
-from nesterov_landscape.mlp import MLPShape
+from nesterov_landscape.numerics.mlp import MLPShape
 from nesterov_landscape.problem import setup_problem, train_alone
-from nesterov_landscape.training import TrainResult
+from nesterov_landscape.numerics.training import TrainResult
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -1,5 +1,6 @@
 """multirun_analysis on a hand-built sweep (exact expected numbers) and on a real small multirun."""
 
+import json
 import math
 import struct
 import subprocess
@@ -13,6 +14,7 @@ from matplotlib.collections import LineCollection
 from multirun_analysis.__main__ import main
 from multirun_analysis.load import load_sweeps
 from multirun_analysis.report import write_report
+from multirun_analysis.shares import landscape_radius
 
 from .figure_capture import captured_figures
 from .helpers import ROOT, TINY, run_analysis, run_cli
@@ -303,3 +305,38 @@ def test_the_published_range_includes_both_bounds(tmp_path):
     (shares,) = pd.read_csv(sweep / "analysis" / "shares.csv").to_dict("records")
     assert (shares["loss_in_published_k"], shares["loss_in_published_n"]) == (2, 4)
     assert (shares["loss_le_1e-9_k"], shares["loss_le_1e-9_n"]) == (3, 4)
+
+
+def test_the_landscape_radius_is_the_one_most_runs_list():
+    """Read from the configs (flattened lists, as load.flatten leaves them): the radius most runs
+    list, the smallest on a tie; a run without a gradient line lists none."""
+    radii = "probe.gradient_line.radii"
+    runs = pd.DataFrame({radii: ["[0.1, 0.5]", "[0.5, 1.0]", None, "[0.5]"]})
+    assert landscape_radius(runs) == 0.5
+    assert landscape_radius(pd.DataFrame({radii: ["[1.0, 0.1]", "[0.1, 1.0]"]})) == 0.1
+    assert landscape_radius(pd.DataFrame({"seed": [0]})) is None
+
+
+@pytest.mark.slow
+def test_the_shares_follow_the_radii_the_jobs_probed(tmp_path):
+    """probe.gradient_line.radii without 0.1: the landscape shares are over |t| <= 0.5, the smallest
+    radius the jobs probed, counted from their summaries; nothing is looked up at 0.1."""
+    sweep = tmp_path / "sweep"
+    args = [*TINY, "trainer.precision=float64", "probe.gradient_line.radii=[0.5,1.0]", "seed=0,1,2"]
+    result = run_cli(*args, f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summaries = [json.loads((sweep / str(n) / "summary.json").read_text()) for n in range(3)]
+    assert all("phi_dd_min_0p5" in s and "phi_dd_min_0p1" not in s for s in summaries)
+    result = run_analysis(str(sweep), "--wandb-mode", "disabled", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = sweep / "analysis"
+    (shares,) = pd.read_csv(out / "shares.csv").to_dict("records")
+    for outcome, metric in (("phi_dd_pos_0p5", "phi_dd_min_0p5"), ("mu_pos_0p5", "mu_min_0p5")):
+        values = [s[metric] for s in summaries if s[metric] is not None]
+        assert (shares[f"{outcome}_k"], shares[f"{outcome}_n"]) == (sum(v > 0 for v in values), len(values))
+    assert not [c for c in shares if "0p1" in c]
+    (summary,) = pd.read_csv(out / "summary.csv").to_dict("records")
+    positive = [s["phi_dd_min_0p5"] > 0 for s in summaries]
+    assert summary["frac_phi_dd_pos_0p5"] == pytest.approx(sum(positive) / 3)
+    assert summary["mu_min_1_median"] == pytest.approx(float(np.median([s["mu_min_1"] for s in summaries])))
+    assert "phi'' > 0 on |t| <= 0.5" in (out / "report.md").read_text().replace("\\|", "|")  # markdown escapes |

@@ -67,7 +67,7 @@ INVALID = [
     ("+model.foo=1", "model.foo", "depth, width"),
     ("+optimizer.momentun=0.9", "optimizer.momentun", "lr, momentum"),
     ("probe.gradient_line.t_min=2", "probe.gradient_line", "t_min=2.0 must be < t_max"),
-    ("+probe.nope.x=1", "probe nope", "gradient_line, random_line, hessian, pl"),
+    ("+probe.nope.x=1", "probe nope", "gradient_line, hessian, pl, random_line"),
     ("data.batch_size=1000", "data.batch_size", "at most data.n_points"),
     ("trainer.noise=additive", "trainer.noise", "sigma > 0"),
     ("optimizer=nag_scheme optimizer.mu=0.1", "optimizer", "exactly one of rho and mu"),
