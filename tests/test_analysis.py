@@ -16,7 +16,7 @@ from multirun_analysis.report import write_report
 
 from .figure_capture import captured_figures
 from .helpers import ROOT, TINY, run_analysis, run_cli
-from multirun_analysis.synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
+from .synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
 
 
 # every table and figure of a sweep whose model.width varies

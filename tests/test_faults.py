@@ -21,7 +21,7 @@ from nesterov_landscape import job_claim
 from nesterov_landscape.config import ConfigError, validate
 
 from .helpers import ROOT, TINY, compose_config, run_analysis, run_cli
-from multirun_analysis.synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
+from .synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
 
 ENV = {**os.environ, "WANDB_SILENT": "true"}
 CLONE_NEWUSER = 0x10000000  # <sched.h>

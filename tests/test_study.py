@@ -17,7 +17,7 @@ from multirun_analysis.shares import OUTCOMES, share_table
 from multirun_analysis.stats import Z_95, wilson_interval
 from multirun_analysis.tables import add_derived_columns, group_keys
 
-from multirun_analysis.synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
+from .synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
 
 
 def config(width: int, seed: int, depth: int = 2, momentum: float = 0.99, precision: str = "float32") -> dict:
