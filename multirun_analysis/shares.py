@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .stats import wilson_interval
-from .tables import format_value, sort_by_keys
+from .tables import format_value, markdown_table, sort_by_keys
 
 PUBLISHED_RANGE = (1e-12, 1e-9)  # Figure 3's final training losses
 
@@ -98,10 +98,9 @@ def share_cell(row: pd.Series, name: str) -> str:
 
 def shares_markdown(shares: pd.DataFrame, keys: list[str]) -> str:
     """The share table for people: one column per outcome, each cell k/n = share [95% interval]."""
-    header = [*keys, "runs", *(o.label.replace("|", r"\|") for o in OUTCOMES)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for _, row in shares.iterrows():
-        cells = [format_value(row[k]) for k in keys] + [str(int(row["runs"]))]
-        cells += [share_cell(row, o.name) for o in OUTCOMES]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    header = [*keys, "runs", *(o.label for o in OUTCOMES)]
+    rows = [
+        [*(format_value(row[k]) for k in keys), str(int(row["runs"])), *(share_cell(row, o.name) for o in OUTCOMES)]
+        for _, row in shares.iterrows()
+    ]
+    return markdown_table(header, rows)
