@@ -122,7 +122,8 @@ def answer_markdown(runs: pd.DataFrame, keys: list[str], shares: pd.DataFrame, p
         "",
         f"{len(runs)} runs in {len(shares)} groups ({' x '.join(f'`{k}`' for k in keys) or 'one group'}), "
         f"{per_group} runs per group. Shares are over runs with a result (a diverged run has not reached "
-        "the loss; failed and missing runs are left out); the landscape shares are over completed, probed runs.",
+        "the loss; failed, interrupted and missing runs are left out); the landscape shares are over "
+        "completed, probed runs.",
         "",
         *(outcome_line(runs, shares, keys, o) for o in OUTCOMES),
         precision_line(runs, keys, pair_keys),

@@ -1,11 +1,12 @@
 """Read job folders into one table of runs plus per-run histories and landscapes.
 
 The job's files are the source of truth. A job with no summary.json is `missing` (still running,
-or killed); so is one whose run was interrupted (Ctrl-C: re-running finishes it), and a finished
-one whose result files were deleted since. A file that cannot be read, or holds a value of the
-wrong kind (a word where a number belongs), is reported with its path, and its job counts as
-`missing`; one job's files never stop the analysis. Only jobs with a result (completed or
-diverged) keep their history and landscape: a job still running may be writing them.
+or killed); so is a finished one whose result files were deleted since. A job stopped by Ctrl-C or
+by its sweep's death recorded `interrupted` (re-running finishes it) and counts as such (job_status).
+A file that cannot be read, or holds a value of the wrong kind (a word where a number belongs), is
+reported with its path, and its job counts as `missing`; one job's files never stop the analysis.
+Only jobs with a result (completed or diverged) keep their history and landscape: a job still
+running may be writing them.
 
 A sweep's multirun.yaml says which jobs it asks for: a folder it does not ask for is left from an
 earlier sweep into the same folder and is left out; a job it asks for without a folder is
@@ -26,9 +27,9 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, OverrideParseException
 
-STATUSES = ("completed", "diverged", "failed", "missing")
+STATUSES = ("completed", "diverged", "failed", "interrupted", "missing")
 RESULTS = ("completed", "diverged")  # statuses with a result: only these feed the tables and figures
-UNFINISHED = ("interrupted", "running", "skipped")  # statuses that count as missing: re-running finishes them
+UNFINISHED = ("running", "skipped")  # statuses that count as missing: re-running finishes them
 # summary.json entries that describe the job rather than measure it
 NOT_METRICS = {"config", "versions", "job", "wandb", "status", "error", "seed", "files"}
 # config entries chosen as a list (probe=[gradient_line,hessian]): a mapping from each chosen name
@@ -46,6 +47,14 @@ TEXT_KEYS = {"error", "device", "gpu", "trained_activation"}
 
 def is_text_key(key: str) -> bool:
     return key in TEXT_KEYS or key.endswith(("_status", "precision"))
+
+
+def job_status(recorded: str | None) -> str:
+    """The status a job counts as, from the one it recorded (summary.json's, or its W&B run's):
+    one rule for both sources. None (nothing recorded: still running, or killed) is missing."""
+    if recorded in STATUSES:
+        return recorded
+    return "missing" if recorded is None or recorded in UNFINISHED else "failed"
 
 
 @dataclass
@@ -241,7 +250,7 @@ def read_job(job_dir: Path) -> Job:
         row["status"] = "missing"
     else:
         status = summary["status"]
-        row["status"] = status if status in STATUSES else "missing" if status in UNFINISHED else "failed"
+        row["status"] = job_status(status)
         row["error"] = summary.get("error")
         # the job's W&B group: the analysis run joins it (multirun_analysis.wandb_log)
         row["wandb_group"] = (summary.get("wandb") or {}).get("group")

@@ -21,8 +21,8 @@ def numeric(runs: pd.DataFrame, column: str) -> pd.Series:
 
 
 def finished(runs: pd.DataFrame) -> pd.Series:
-    """Runs with a result: a diverged run counts as not reaching any loss; failed and missing runs
-    have no result and are left out of the denominator."""
+    """Runs with a result: a diverged run counts as not reaching any loss; failed, interrupted and
+    missing runs have no result and are left out of the denominator."""
     return runs["status"].isin(["completed", "diverged"])
 
 

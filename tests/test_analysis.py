@@ -174,7 +174,7 @@ def test_a_running_sweep_over_config_groups(tmp_path):
         )
     write_report(load_sweeps([sweep]), tmp_path / "out")
     summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("optimizer.name")
-    assert list(summary.columns[:5]) == ["runs", "completed", "diverged", "failed", "missing"]
+    assert list(summary.columns[:6]) == ["runs", "completed", "diverged", "failed", "interrupted", "missing"]
     assert list(summary.loc["adam", ["runs", "completed", "missing"]]) == [2, 1, 1]
     assert list(summary.loc["nag", ["runs", "completed", "missing"]]) == [2, 2, 0]
     assert "duplicate" not in (tmp_path / "out" / "problems.txt").read_text()
