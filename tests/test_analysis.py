@@ -228,6 +228,9 @@ def test_figures_show_the_sweeps_data(tmp_path):
     assert (ax.get_xlabel(), ax.get_yscale()) == ("epoch (full-batch steps)", "log")
     assert "median over seeds" in ax.get_ylabel()
     assert sorted(line.get_label() for line in ax.lines) == sorted(label(w, m) for w, m in groups)
+    legend = ax.get_legend()  # the keys once, in the title, and each line's values
+    assert legend.get_title().get_text() == "model.width\noptimizer.momentum"
+    assert [t.get_text() for t in legend.get_texts()] == [f"{w}, {m}" for w, m in groups]
     epochs = np.arange(0, 1001, 10)
     rate = [1 / (100 + 50 * s**2) for s in (0, 1, 2)]
     for line in ax.lines:
@@ -265,7 +268,9 @@ def test_figures_show_the_sweeps_data(tmp_path):
     (ax,) = by_title["Final loss against optimizer.momentum"].axes
     assert (ax.get_xlabel(), ax.get_yscale()) == ("optimizer.momentum", "log")
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.9", "0.99"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["model.width=8", "model.width=16"]
+    legend = ax.get_legend()
+    assert legend.get_title().get_text() == "model.width"
+    assert [t.get_text() for t in legend.get_texts()] == ["8", "16"]
     points = [line for line in ax.lines if line.get_marker() == "o" and len(line.get_xdata())]
     bars = [line for line in ax.lines if line.get_marker() in (None, "None", "") and len(line.get_xdata()) == 2]
     final = {key: 10.0 ** -(8 + key[2] ** 2 + (key[0] == 16) + 2 * (key[1] == 0.99)) for key in jobs}
