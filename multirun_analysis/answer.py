@@ -127,7 +127,8 @@ def answer_markdown(
         "",
         f"{len(runs)} runs in {len(shares)} groups ({' x '.join(f'`{k}`' for k in keys) or 'one group'}), "
         f"{per_group} runs per group. Shares are over runs with a result (a diverged run has not reached "
-        "the loss; failed and missing runs are left out); the landscape shares are over completed, probed runs.",
+        "the loss; failed, interrupted and missing runs are left out); the landscape shares are over "
+        "completed, probed runs.",
         "",
         *(outcome_line(runs, shares, keys, o) for o in outcomes),
         precision_line(runs, keys, pair_keys, outcomes),

@@ -1,11 +1,12 @@
 """Read job folders into one table of runs plus per-run histories and landscapes.
 
 The job's files are the source of truth. A job with no summary.json is `missing` (still running,
-or killed); so is one whose run was interrupted (Ctrl-C: re-running finishes it), and a finished
-one whose result files were deleted since. A file that cannot be read, or holds a value of the
-wrong kind (a word where a number belongs), is reported with its path, and its job counts as
-`missing`; one job's files never stop the analysis. Only jobs with a result (completed or
-diverged) keep their history and landscape: a job still running may be writing them.
+or killed); so is a finished one whose result files were deleted since. A job stopped by Ctrl-C or
+by its sweep's death recorded `interrupted` (re-running finishes it) and counts as such (job_status).
+A file that cannot be read, or holds a value of the wrong kind (a word where a number belongs), is
+reported with its path, and its job counts as `missing`; one job's files never stop the analysis.
+Only jobs with a result (completed or diverged) keep their history and landscape: a job still
+running may be writing them.
 
 A sweep's multirun.yaml says which jobs it asks for: a folder it does not ask for is left from an
 earlier sweep into the same folder and is left out; a job it asks for without a folder is
@@ -34,8 +35,8 @@ from nesterov_landscape.summary_schema import (  # no torch: the job's own schem
     entry_error,
 )
 
-STATUSES = ("completed", "diverged", "failed", "missing")
-UNFINISHED = ("interrupted", "running", "skipped")  # statuses that count as missing: re-running finishes them
+STATUSES = ("completed", "diverged", "failed", "interrupted", "missing")
+UNFINISHED = ("running", "skipped")  # statuses that count as missing: re-running finishes them
 NOT_METRICS = set(DESCRIPTION)  # summary.json entries that describe the job rather than measure it
 # config entries chosen as a list (probe=[gradient_line,hessian]): a mapping from each chosen name
 # to its settings. The selection itself is the config key `<entry>.name`, so that it can vary.
@@ -45,6 +46,14 @@ BASIC_SWEEPERS = (
     "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
     "hydra_plugins.nesterov_landscape_batched.batched_sweeper.BatchedSweeper",
 )
+
+
+def job_status(recorded: str | None) -> str:
+    """The status a job counts as, from the one it recorded (summary.json's, or its W&B run's):
+    one rule for both sources. None (nothing recorded: still running, or killed) is missing."""
+    if recorded in STATUSES:
+        return recorded
+    return "missing" if recorded is None or recorded in UNFINISHED else "failed"
 
 
 @dataclass
@@ -237,7 +246,7 @@ def read_job(job_dir: Path) -> Job:
         row["status"] = "missing"
     else:
         status = summary["status"]
-        row["status"] = status if status in STATUSES else "missing" if status in UNFINISHED else "failed"
+        row["status"] = job_status(status)
         row["error"] = summary.get("error")
         # the job's W&B group: the analysis run joins it (multirun_analysis.wandb_log)
         row["wandb_group"] = (summary.get("wandb") or {}).get("group")

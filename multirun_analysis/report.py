@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .answer import PRECISION, answer_markdown
 from .figures import MU_CAPTION, make_figures
-from .load import Sweep
+from .load import RESULTS, STATUSES, Sweep
 from .phase import choose_phase_axes
 from .shares import landscape_radius, outcomes_of, share_table, shares_markdown
 from .tables import (
@@ -128,7 +128,7 @@ def report_markdown(
         f"Sources: {', '.join(f'`{s}`' for s in sources) or '-'}",
         "",
         f"{len(runs)} runs: "
-        + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("completed", "diverged", "failed", "missing"))
+        + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES)
         + f"; {int(runs['duplicate'].sum())} duplicates left out of the tables.",
         "",
         f"Varying config keys: {', '.join(f'`{k}`' for k in varying_keys(sweep)) or 'none'}. "
@@ -162,9 +162,9 @@ def report_markdown(
             lines += [f"![{name}]({name})", "", *([caption, ""] if caption else [])]
     lines += ["## Problems", ""]
     lines += [f"- {p}" for p in sweep.problems] or ["none"]
-    unfinished = runs[runs["status"].isin(["failed", "missing"])]
+    unfinished = runs[~runs["status"].isin(RESULTS)]
     if len(unfinished):
-        lines += ["", "## Failed and missing runs", ""]
+        lines += ["", "## Failed, interrupted and missing runs", ""]
         lines += [
             f"- {r.status}: `{r.job_dir}`" + (f" ({r.error})" if isinstance(getattr(r, "error", None), str) else "")
             for r in unfinished.itertuples()

@@ -11,7 +11,7 @@ from nesterov_landscape.summary_schema import RESULTS, radius_key
 
 from .load import listed_radii
 from .stats import wilson_interval
-from .tables import format_value, sort_by_keys
+from .tables import format_value, markdown_table, sort_by_keys
 
 PUBLISHED_RANGE = (1e-12, 1e-9)  # Figure 3's final training losses
 
@@ -24,8 +24,8 @@ def numeric(runs: pd.DataFrame, column: str) -> pd.Series:
 
 
 def finished(runs: pd.DataFrame) -> pd.Series:
-    """Runs with a result: a diverged run counts as not reaching any loss; failed and missing runs
-    have no result and are left out of the denominator."""
+    """Runs with a result: a diverged run counts as not reaching any loss; failed, interrupted and
+    missing runs have no result and are left out of the denominator."""
     return runs["status"].isin(RESULTS)
 
 
@@ -121,10 +121,9 @@ def share_cell(row: pd.Series, name: str) -> str:
 
 def shares_markdown(shares: pd.DataFrame, keys: list[str], outcomes: tuple[Outcome, ...]) -> str:
     """The share table for people: one column per outcome, each cell k/n = share [95% interval]."""
-    header = [*keys, "runs", *(o.label.replace("|", r"\|") for o in outcomes)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for _, row in shares.iterrows():
-        cells = [format_value(row[k]) for k in keys] + [str(int(row["runs"]))]
-        cells += [share_cell(row, o.name) for o in outcomes]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    header = [*keys, "runs", *(o.label for o in outcomes)]
+    rows = [
+        [*(format_value(row[k]) for k in keys), str(int(row["runs"])), *(share_cell(row, o.name) for o in outcomes)]
+        for _, row in shares.iterrows()
+    ]
+    return markdown_table(header, rows)

@@ -163,26 +163,40 @@ def format_value(value) -> str:
     return str(value)
 
 
+def markdown_row(cells: list[str]) -> str:
+    """One row of a markdown table; a `|` in a cell is escaped, else it would end the cell and break the row."""
+    return "| " + " | ".join(cell.replace("|", r"\|") for cell in cells) + " |"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    rule = "|" + "|".join("---" for _ in header) + "|"
+    return "\n".join([markdown_row(header), rule, *map(markdown_row, rows)]) + "\n"
+
+
 def to_markdown(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(format_value(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body]) + "\n"
+    rows = [[format_value(v) for v in row] for row in frame.itertuples(index=False)]
+    return markdown_table([str(c) for c in frame.columns], rows)
+
+
+# Characters that LaTeX reads as commands, replaced in one pass: the braces of \textbackslash{} stay braces.
+LATEX_ESCAPES = str.maketrans(
+    {
+        "\\": r"\textbackslash{}",
+        "{": r"\{",
+        "}": r"\}",
+        "$": r"\$",
+        "&": r"\&",
+        "%": r"\%",
+        "#": r"\#",
+        "_": r"\_",
+        "^": r"\textasciicircum{}",
+        "~": r"\textasciitilde{}",
+    }
+)
 
 
 def _latex_escape(text: str) -> str:
-    for char, escaped in (
-        ("\\", r"\textbackslash{}"),
-        ("_", r"\_"),
-        ("%", r"\%"),
-        ("&", r"\&"),
-        ("#", r"\#"),
-        ("$", r"\$"),
-        ("{", r"\{"),
-        ("}", r"\}"),
-    ):
-        text = text.replace(char, escaped)
-    return text
+    return text.translate(LATEX_ESCAPES)
 
 
 def to_latex(frame: pd.DataFrame) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 DEFAULT_PROJECT = "nesterov-landscape"  # the harness's logger.project default
+JOB_TYPE = "analysis"  # the analysis run's job_type: a reader of the group's runs tells it from the jobs'
 
 
 @dataclass
@@ -54,7 +55,7 @@ def log_analysis(
         project=project or DEFAULT_PROJECT,
         entity=entity,
         group=group,
-        job_type="analysis",
+        job_type=JOB_TYPE,
         name="analysis",
         tags=["analysis"],
         notes=answer,

@@ -220,6 +220,8 @@ def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], train
         except OSError as write_error:  # the disk that failed the job may refuse this too: the log says it
             log.error("could not record the job's failure in summary.json: %s", write_error)
         if not finished_run:
+            # the status in the run's summary too: W&B's own state says "failed" for any non-zero exit
+            wandb_run.summary.update({"status": summary["status"], "error": summary["error"]})
             wandb_run.finish(exit_code=130 if interrupted else 1)
         raise
     log.info(

@@ -18,7 +18,7 @@ from multirun_analysis.shares import landscape_radius
 
 from .figure_capture import captured_figures
 from .helpers import ROOT, TINY, run_analysis, run_cli
-from multirun_analysis.synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
+from .synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
 
 
 # every table and figure of a sweep whose model.width varies
@@ -176,7 +176,7 @@ def test_a_running_sweep_over_config_groups(tmp_path):
         )
     write_report(load_sweeps([sweep]), tmp_path / "out")
     summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("optimizer.name")
-    assert list(summary.columns[:5]) == ["runs", "completed", "diverged", "failed", "missing"]
+    assert list(summary.columns[:6]) == ["runs", "completed", "diverged", "failed", "interrupted", "missing"]
     assert list(summary.loc["adam", ["runs", "completed", "missing"]]) == [2, 1, 1]
     assert list(summary.loc["nag", ["runs", "completed", "missing"]]) == [2, 2, 0]
     assert "duplicate" not in (tmp_path / "out" / "problems.txt").read_text()
@@ -230,6 +230,9 @@ def test_figures_show_the_sweeps_data(tmp_path):
     assert (ax.get_xlabel(), ax.get_yscale()) == ("epoch (full-batch steps)", "log")
     assert "median over seeds" in ax.get_ylabel()
     assert sorted(line.get_label() for line in ax.lines) == sorted(label(w, m) for w, m in groups)
+    legend = ax.get_legend()  # the keys once, in the title, and each line's values
+    assert legend.get_title().get_text() == "model.width\noptimizer.momentum"
+    assert [t.get_text() for t in legend.get_texts()] == [f"{w}, {m}" for w, m in groups]
     epochs = np.arange(0, 1001, 10)
     rate = [1 / (100 + 50 * s**2) for s in (0, 1, 2)]
     for line in ax.lines:
@@ -267,7 +270,9 @@ def test_figures_show_the_sweeps_data(tmp_path):
     (ax,) = by_title["Final loss against optimizer.momentum"].axes
     assert (ax.get_xlabel(), ax.get_yscale()) == ("optimizer.momentum", "log")
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.9", "0.99"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["model.width=8", "model.width=16"]
+    legend = ax.get_legend()
+    assert legend.get_title().get_text() == "model.width"
+    assert [t.get_text() for t in legend.get_texts()] == ["8", "16"]
     points = [line for line in ax.lines if line.get_marker() == "o" and len(line.get_xdata())]
     bars = [line for line in ax.lines if line.get_marker() in (None, "None", "") and len(line.get_xdata()) == 2]
     final = {key: 10.0 ** -(8 + key[2] ** 2 + (key[0] == 16) + 2 * (key[1] == 0.99)) for key in jobs}

@@ -21,7 +21,7 @@ from nesterov_landscape import job_claim
 from nesterov_landscape.config import ConfigError, validate
 
 from .helpers import ROOT, TINY, compose_config, run_analysis, run_cli
-from multirun_analysis.synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
+from .synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
 
 ENV = {**os.environ, "WANDB_SILENT": "true"}
 CLONE_NEWUSER = 0x10000000  # <sched.h>
@@ -566,14 +566,14 @@ def test_analysis_reports_every_bad_file_and_analyses_the_rest(tmp_path):
     assert table["final_loss_min"] == 1e-11 and table["final_loss_max"] == 1e-10  # the good jobs only
 
 
-def test_analysis_interrupted_jobs_count_as_missing(tmp_path):
+def test_analysis_interrupted_jobs_count_as_interrupted(tmp_path):
     sweep = tmp_path / "sweep"
     write_job(sweep / "0", job_config(8, 0), ["seed=0"], {"status": "interrupted", "error": "KeyboardInterrupt"})
     write_job(sweep / "1", job_config(8, 1), ["seed=1"], completed_summary(1e-10, 2.0, 1.0), decaying_history(1 / 100))
     result = run_analysis(str(sweep), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     runs = pd.read_csv(sweep / "analysis" / "runs.csv").set_index("seed")
-    assert runs.loc[0, "status"] == "missing" and runs.loc[1, "status"] == "completed"
+    assert runs.loc[0, "status"] == "interrupted" and runs.loc[1, "status"] == "completed"
 
 
 def test_unstarted_jobs_of_a_sweep_without_folders_are_not_duplicates(tmp_path):
@@ -656,7 +656,7 @@ def test_a_job_folder_left_from_an_earlier_sweep_is_reported_and_left_out(tmp_pa
     (stale,) = [line for line in problems if str(sweep / "2") in line]
     assert stale.startswith(f"stale job folder {sweep / '2'}: ") and "seed=2" in stale
     assert str(sweep / "multirun.yaml") in stale and "left out of the tables" in stale
-    assert "\n2 runs: 2 completed, 0 diverged, 0 failed, 0 missing" in (out / "report.md").read_text()
+    assert "\n2 runs: 2 completed, 0 diverged, 0 failed, 0 interrupted, 0 missing" in (out / "report.md").read_text()
     assert list(pd.read_csv(out / "summary.csv")["runs"]) == [2]
 
 
@@ -718,7 +718,7 @@ def test_jobs_caught_mid_write_feed_no_statistic(tmp_path):
         for loss in (1e-3, 1e-6, 1e-9):
             label = f"epochs_to_{loss:.0e}".replace("e-0", "e-")
             assert table.loc[10, f"{label}_median"] == first_epoch_at(completed, loss)
-        statistics = table.drop(columns=["runs", "completed", "diverged", "failed", "missing"])
+        statistics = table.drop(columns=["runs", "completed", "diverged", "failed", "interrupted", "missing"])
         assert statistics.loc[200000].isna().all(), statistics.loc[200000].dropna()
         runs = pd.read_csv(out / "runs.csv").set_index("job_dir")
         assert runs.filter(like="epochs_to_").loc[str(sweep / "1")].isna().all()
