@@ -25,6 +25,7 @@ TITLE_WIDTH = 50  # characters per line of a panel title: four swept keys would 
 # seaborn's "paper" context, runs about 13 to the inch; fewer leave a margin
 SUPTITLE_CHARS_PER_INCH = 11
 LEGEND_ROWS = 20  # entries in one column of a legend beside an 8 x 5 in plot; more start another column
+PLOT_WIDTH = 6.5  # inches the plot of an 8 in figure takes with its axis labels; a legend is added to it
 # mu's panels are scaled to |t| >= MU_VIEW_T. Closer to 0, mu(t) ~ phi'' - 2 (phi(0) - inf phi) / t^2:
 # for a run whose loss phi(0) is far from inf phi (= 0 by default) that spike says only "not at a
 # minimizer" and would squash every other curve to a flat line.
@@ -49,8 +50,9 @@ def ordered_groups(runs: pd.DataFrame, keys: list[str], named: bool = True) -> l
 
 def legend_beside(ax: plt.Axes, keys: list[str], handles: list, labels: list[str]) -> None:
     """The legend right of the plot, off the data: the keys once, one a line, in its title, and each
-    entry their values; a column per LEGEND_ROWS entries, so that no number of groups leaves the figure."""
-    ax.legend(
+    entry their values; a column per LEGEND_ROWS entries, and the figure widened to hold them all, so
+    that no number of groups leaves the figure (the phase study's 120 groups make six columns)."""
+    legend = ax.legend(
         handles,
         labels,
         title="\n".join(keys),
@@ -60,6 +62,9 @@ def legend_beside(ax: plt.Axes, keys: list[str], handles: list, labels: list[str
         bbox_to_anchor=(1.01, 1),
         ncols=-(-len(labels) // LEGEND_ROWS),
     )
+    fig = ax.figure
+    legend_width = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+    fig.set_figwidth(max(fig.get_figwidth(), PLOT_WIDTH + legend_width))
 
 
 def save(fig: plt.Figure, out: Path, name: str) -> list[str]:
@@ -87,7 +92,7 @@ def loss_curves(sweep: Sweep, runs: pd.DataFrame, keys: list[str]) -> plt.Figure
         ax.fill_between(curve["epoch"], curve["min"], curve["max"], color=color, alpha=0.2, linewidth=0)
         ax.plot(curve["epoch"], curve["median"], color=color, label=group)
     ax.set_yscale("log")
-    ax.set_xlabel("epoch (full-batch steps)")
+    ax.set_xlabel("epoch (one pass over the data)")
     ax.set_ylabel("training loss (median over seeds, band: min to max)")
     ax.set_title("Training loss")
     values = dict(zip(labels, group_labels(runs, keys, named=False)))

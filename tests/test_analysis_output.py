@@ -101,6 +101,15 @@ def texts_outside(figure) -> list[str]:
             ([8, 16, 35, 50, 80, 120], [0.5, 0.8, 0.9, 0.95, 0.99, 0.999], [0]),
             ["Final loss against", "Final training loss", "Loss along the gradient", "Phase diagram", "Training loss"],
         ),
+        # 120 groups, as many as the phase study: a loss legend of six columns, one of 12 by momentum
+        (
+            (
+                [8, 12, 16, 24, 35, 50, 64, 80, 100, 120],
+                [0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99999, 0.999999],
+                [0],
+            ),
+            ["Final loss against", "Final training loss", "Loss along the gradient", "Phase diagram", "Training loss"],
+        ),
     ],
 )
 def test_every_text_of_every_figure_lies_inside_it(grid, titles, tmp_path):
