@@ -227,7 +227,7 @@ def test_figures_show_the_sweeps_data(tmp_path):
 
     # loss curves: one line per group, the median over seeds, a band from min to max
     (ax,) = by_title["Training loss"].axes
-    assert (ax.get_xlabel(), ax.get_yscale()) == ("epoch (full-batch steps)", "log")
+    assert (ax.get_xlabel(), ax.get_yscale()) == ("epoch (one pass over the data)", "log")
     assert "median over seeds" in ax.get_ylabel()
     assert sorted(line.get_label() for line in ax.lines) == sorted(label(w, m) for w, m in groups)
     legend = ax.get_legend()  # the keys once, in the title, and each line's values
