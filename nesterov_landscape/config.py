@@ -124,12 +124,19 @@ class Config:
 
 
 def optimizer_schema(name: str) -> type:
-    """The optimizer's hyperparameter dataclass plus the `name` key that selects it."""
+    """The optimizer's hyperparameter dataclass plus the `name` key that selects it. A validated
+    config goes to the batched launcher's worker processes: made here, the class cannot be found by
+    its name, so an instance pickles as its optimizer's name and values."""
     return dataclasses.make_dataclass(
         f"{OPTIMIZERS[name].hyperparams.__name__}Config",
         [("name", str, one_of(name))],
         bases=(OPTIMIZERS[name].hyperparams,),
+        namespace={"__reduce__": lambda self: (_optimizer_config, (self.name, dataclasses.asdict(self)))},
     )
+
+
+def _optimizer_config(name: str, values: dict[str, Any]) -> Any:
+    return OPTIMIZER_SCHEMAS[name](**values)
 
 
 OPTIMIZER_SCHEMAS = {name: optimizer_schema(name) for name in OPTIMIZERS}

@@ -135,6 +135,7 @@ def run_claimed(
     job: dict[str, Any],
     trained: TrainResult | None = None,
     claim: job_claim.Claim | None = None,
+    resume_checked: bool = False,
 ) -> dict[str, Any]:
     """run_job once the job holds its folder (job_claim). In a sweep, a job whose folder another
     live process holds is skipped with a warning, writes nothing, and returns status "skipped":
@@ -150,21 +151,28 @@ def run_claimed(
     if claim.note:
         log.warning(claim.note)
     try:
-        return run_job(config, resolved, job, trained)
+        return run_job(config, resolved, job, trained, resume_checked)
     finally:
         claim.release()
 
 
-def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], trained: TrainResult | None = None):
+def run_job(
+    config: Config,
+    resolved: dict[str, Any],
+    job: dict[str, Any],
+    trained: TrainResult | None = None,
+    resume_checked: bool = False,
+):
     """Train the student on teacher data, probe the landscape, write summary.json, history.csv,
     landscape.csv and one W&B run into job["output_dir"]; return the summary.
 
     A diverging run is a result (status "diverged"), not an error. `trained` is this job's result
-    when the batched launcher trained it stacked with others."""
+    when the batched launcher trained it stacked with others; `resume_checked`: the caller has
+    found no finished run of this config in the folder (trainer.resume), as the batched launcher does."""
     output_dir = Path(job["output_dir"])
     if trained is None:
         torch.set_num_threads(config.trainer.threads)
-    if config.trainer.resume and (done := finished_summary(output_dir, resolved)) is not None:
+    if config.trainer.resume and not resume_checked and (done := finished_summary(output_dir, resolved)) is not None:
         log.info(
             "%s already holds a %s run of this config; skipping it (trainer.resume=false reruns)",
             output_dir,

@@ -134,6 +134,20 @@ def read_summary(folder: Path) -> dict[str, Any] | None:
     return summary if isinstance(summary, dict) else None
 
 
+# summary.json's inode, modification time and size: write_json replaces it whole, so an equal stamp
+# means nothing wrote it in between
+SummaryStamp = tuple[int, int, int]
+
+
+def summary_stamp(folder: Path) -> SummaryStamp | None:
+    """The stamp of the folder's summary.json; None where there is none."""
+    try:
+        stat = (folder / "summary.json").stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
 def finished(summary: dict[str, Any] | None) -> bool:
     return summary is not None and summary.get("status") in RESULTS
 

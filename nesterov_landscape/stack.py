@@ -78,7 +78,7 @@ def train_jobs(configs: list[Config]) -> list[TrainResult]:
 
     A stack of one trains beside a copy of itself (where memory allows two runs, as it then does in
     any stack of its signature): MKL computes a lone (1 x n)(n x width) product, the output layer's
-    weight gradient, with another kernel than a batch of them, and the last bits that differ would
+    weight gradient, with another kernel than a stack of them, and the last bits that differ would
     make a job's numbers depend on how its sweep was split into stacks. The copy's time is the job's."""
     if len(configs) == 1 and runs_within_memory(configs[0]) > 1:
         result, copy = train_jobs(configs * 2)

@@ -400,6 +400,27 @@ def test_two_identical_sweeps_at_once_run_each_job_once(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.guards("duplicated", "mixed")
+def test_two_identical_batched_sweeps_at_once_run_each_job_once(tmp_path):
+    """Both launchers find every job unfinished before either sweep's stacks train. A batched job's
+    summary is read once, by its launcher, so the worker that then claims the job must see that the
+    other sweep wrote it since, and skip it: each job is trained and written by one sweep only."""
+    sweep = tmp_path / "sweep"
+    args = [*TINY, "trainer.epochs=1500", "seed=0,1,2,3", "hydra/launcher=batched", f"hydra.sweep.dir={sweep}"]
+    a = start(*args, "--multirun", cwd=tmp_path, log=tmp_path / "a.log")
+    b = start(*args, "--multirun", cwd=tmp_path, log=tmp_path / "b.log")
+    assert a.wait(timeout=300) == 0 and b.wait(timeout=300) == 0
+    counts = {}  # how each sweep's jobs ended: its closing line, "4 jobs in 5.2 s: 3 completed, 1 skipped"
+    for name in ("a", "b"):
+        (line,) = [line for line in (tmp_path / f"{name}.log").read_text().splitlines() if "4 jobs in " in line]
+        for count in line.split(": ")[-1].split(", "):
+            number, kind = count.split(" ", 1)
+            counts[kind] = counts.get(kind, 0) + int(number)
+    assert counts.get("completed") == 4 and sum(counts.values()) == 8, counts
+    assert_one_finished_run_per_job([sweep / str(n) for n in range(4)])
+
+
+@pytest.mark.slow
 @pytest.mark.guards("mixed", "lost")
 def test_two_single_jobs_in_the_same_second_get_two_complete_folders(tmp_path):
     """Each job finds the default outputs/<date>/<time> of its start taken (by an earlier job's

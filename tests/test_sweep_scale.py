@@ -136,12 +136,12 @@ def test_a_jobs_result_does_not_depend_on_how_the_sweep_was_split(tmp_path):
     """Issue 17: with 2 workers, seed 2 was a stack of one, trained unstacked, and ended 4e-3 off
     its value in a stack of three after 2,000 float64 epochs; trained as a stack of one it was 2%
     off, and seed 1, second in a stack of three but first in a stack of one, 2% too. One process (a
-    stack of three), two workers (two and one) and max_batch=1 (three of one) now write the same bytes."""
+    stack of three), two workers (two and one) and runs_per_stack=1 (three of one) now write the same bytes."""
     sweep_args = ["seed=0,1,2", "trainer.epochs=2000", "trainer.precision=float64", "probe=none"]  # the paper's model
     splits = {
         "n1": ["hydra.launcher.n_jobs=1"],
         "n2": ["hydra.launcher.n_jobs=2"],
-        "b1": ["hydra.launcher.max_batch=1"],
+        "b1": ["hydra.launcher.runs_per_stack=1"],
     }
     written = {}
     for name, split in splits.items():
@@ -200,7 +200,7 @@ def test_slurm_mode_through_submitits_local_executor(tmp_path):
         "hydra/launcher=batched_slurm",
         "hydra.launcher.cluster=local",
         "hydra.launcher.runs_per_task=2",
-        "hydra.launcher.max_batch=2",
+        "hydra.launcher.runs_per_stack=2",
         f"hydra.sweep.dir={sweep}",
         "--multirun",
     ]
@@ -248,7 +248,7 @@ def test_a_worker_killed_mid_stack_then_the_same_command_finishes_only_the_rest(
         "seed=0,1,2,3,4,5",
         "hydra/launcher=batched",
         "hydra.launcher.n_jobs=2",
-        "hydra.launcher.max_batch=2",
+        "hydra.launcher.runs_per_stack=2",
         f"hydra.sweep.dir={sweep}",
         "--multirun",
     ]
@@ -455,7 +455,7 @@ SPLIT_RUNS = {
     ],
 }
 # The paper's width and points: large enough that MKL, not torch's own loop, multiplies the matrices
-# (a lone output-layer gradient product takes another MKL kernel than a batch of them)
+# (a lone output-layer gradient product takes another MKL kernel than a stack of them)
 PAPER_SIZES = ["model.width=35", "data.n_points=100"]
 
 

@@ -58,7 +58,7 @@ class TrainResult:
     status: str  # "completed" or "diverged"
     epochs_run: int  # epochs completed
     history: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = 0.0  # wall time of training; a stacked run's share of its batch's time
+    seconds: float = 0.0  # wall time of training; a stacked run's share of its stack's time
     stacked_with: int = 0  # other runs trained in the same stack
     compile_seconds: float = 0.0  # torch.compile time, outside `seconds`
     # probe name -> this run's result of the probe its stack computed for all its runs at once
