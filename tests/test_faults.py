@@ -2,7 +2,6 @@
 nesterov_landscape` and `python -m multirun_analysis` as subprocesses, real signals, real W&B
 offline runs, processes started together. Nothing may be lost, mixed or duplicated."""
 
-import ctypes
 import json
 import os
 import shutil
@@ -24,7 +23,6 @@ from .helpers import ROOT, TINY, compose_config, run_analysis, run_cli
 from .synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
 
 ENV = {**os.environ, "WANDB_SILENT": "true"}
-CLONE_NEWUSER = 0x10000000  # <sched.h>
 # A job long enough to be caught training (about 0.5 ms per epoch here); its log has a line at
 # epochs 800, 1600, ... (a tenth of the epochs), the moment the tests strike.
 LONG = [*TINY, "trainer.epochs=8000", "trainer.log_every=100", "probe=none"]
@@ -240,19 +238,13 @@ def test_replacing_another_configs_finished_result_refuses_the_sweep_unless_allo
     assert [summary(sweep / str(n))["seed"] for n in (0, 1)] == [0, 1]
 
 
-def without_root_privileges() -> dict:
-    """run_cli arguments under which file permissions hold. Root passes over them, so a test run by
-    root runs the command in a user namespace of its own: there it still owns root's files, but has
-    no capability to write where their permissions say no."""
-    if os.geteuid() != 0:
-        return {}
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def unprivileged() -> None:
-        if libc.unshare(CLONE_NEWUSER) != 0:
-            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER)")
-
-    return {"preexec_fn": unprivileged}
+def without_root_privileges() -> tuple[str, ...]:
+    """A run_cli prefix under which file permissions hold. Root passes over them, so a test run by
+    root runs the command in a user namespace of its own (`unshare --user`): there it still owns
+    root's files, but has no capability to write where their permissions say no. A command, not a
+    preexec_fn unshare(2): once this process has run a job in-process (W&B's threads), the kernel
+    refuses that call in its forked children with EINVAL."""
+    return ("unshare", "--user", "--") if os.geteuid() == 0 else ()
 
 
 @pytest.mark.guards("foreign files deleted")
@@ -275,8 +267,10 @@ def test_a_sweep_folder_that_cannot_be_written_is_one_line(tmp_path):
         ([f"hydra.sweep.dir={'x' * 300}"], "File name too long"),
         (["--cfg", "job"], "Only one of --run, --multirun, --cfg"),
     ]
-    for args, message in cases:  # one after another: preexec_fn is not for threads
-        result = run_cli(*TINY, "seed=0,1", *args, "--multirun", cwd=tmp_path, timeout=120, **without_root_privileges())
+    for args, message in cases:
+        result = run_cli(
+            *TINY, "seed=0,1", *args, "--multirun", cwd=tmp_path, timeout=120, prefix=without_root_privileges()
+        )
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1, (args, result.stderr)
         assert lines[0].startswith("error: ") and message in lines[0], (args, result.stderr)

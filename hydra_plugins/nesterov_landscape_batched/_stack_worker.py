@@ -26,7 +26,7 @@ from nesterov_landscape.config import Config
 from nesterov_landscape.job import run_claimed, versions
 from nesterov_landscape.job_files import atomic_write_text, json_safe, write_json
 from nesterov_landscape.stack import stack_signature, train_jobs
-from nesterov_landscape.training import TrainResult
+from nesterov_landscape.numerics.training import TrainResult
 
 from .job_configs import Job
 
