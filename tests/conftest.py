@@ -4,6 +4,8 @@ folder), duplicated (a job run or logged twice), foreign files deleted (anything
 write, removed or changed). At the end pytest prints, per guard, the cases that check it and how many
 of them failed: a guard's figure is its failed cases, so "lost 0" is earned by passing cases."""
 
+import signal
+
 import pytest
 
 GUARDS = ("lost", "mixed", "duplicated", "foreign files deleted")
@@ -21,6 +23,11 @@ def _isolated_wandb(tmp_path, monkeypatch):
 
 
 def pytest_configure(config):
+    # A shell's background job (`make test &`, nohup) starts with SIGINT ignored, and an ignored
+    # signal stays ignored in every child: the Ctrl-C cases' jobs would then finish as if never
+    # interrupted. Handled (not ignored) here, SIGINT is the default again in each child after exec.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line("markers", f"guards(*kinds): what a fault case checks, of: {', '.join(GUARDS)}")
 
 
