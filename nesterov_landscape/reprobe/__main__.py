@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config import ConfigError, register_configs
 from ..weights import WeightsError
-from .overrides import OverrideError, default_name, name_error, parse
+from .overrides import OverrideError, Overrides, default_name, name_error, parse
 from .run import FOLDER, NotReprobed, done, prepare, reprobe_job, stacked_results, stacks, trained
 
 OVERRIDE = re.compile(r"[+~]*[A-Za-z_][\w.@/-]*=")
@@ -65,11 +65,22 @@ def main(argv: list[str] | None = None) -> int:
     if (problem := name_error(name)) is not None:
         print(f"error: {problem}; nothing was re-probed", file=sys.stderr)
         return 2
-    console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.WARNING)
-    logging.getLogger().addHandler(console)
-    logging.getLogger("nesterov_landscape").setLevel(logging.INFO)
     os.environ.setdefault("WANDB_SILENT", "true")
+    console = logging.StreamHandler(sys.stderr)  # the console gets warnings, each re-probe's log all
+    console.setLevel(logging.WARNING)
+    package, root = logging.getLogger("nesterov_landscape"), logging.getLogger()
+    saved = package.level
+    root.addHandler(console)
+    package.setLevel(logging.INFO)
+    try:
+        return reprobe_all(args.folders, name, overrides, args.runs_per_stack)
+    finally:
+        root.removeHandler(console)
+        package.setLevel(saved)
+
+
+def reprobe_all(folders: list[Path], name: str, overrides: Overrides, runs_per_stack: int) -> int:
+    """Re-probe every job of `folders`; one line per job refused, a count at the end; the exit code."""
     import torch  # here, not at the top: --help and a bad override need none of it
 
     counts: Counter[str] = Counter()
@@ -79,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         counts["failed"] += 1
 
     prepared, notes = [], set()
-    for folder in args.folders:
+    for folder in folders:
         try:
             jobs = job_folders(folder)
         except NotReprobed as error:
@@ -99,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     for note in sorted(filter(None, notes)):
         print(f"warning: some jobs were {note}", file=sys.stderr)
     try:
-        for stack in stacks(prepared, args.runs_per_stack):
+        for stack in stacks(prepared, runs_per_stack):
             torch.set_num_threads(stack[0].config.trainer.threads)
             try:
                 results = stacked_results(stack)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import torch
+
 from .. import job_claim, job_files, weights
 from ..config import Config, validate_values
 from ..job import TRAINING_KEYS, finished_summary, probe_job, recorded_run, versions
@@ -74,6 +76,7 @@ def prepare(job: Path, name: str, overrides: Overrides, cuda_available: bool) ->
         raise NotReprobed(f"not a finished job (status {summary.get('status')}); run its command again to finish it")
     resolved = overrides.apply(summary["config"])
     config = validate_values(resolved, cuda_available)
+    torch.set_num_threads(config.trainer.threads)  # the teacher's labels' last bits depend on the threads
     problem = setup_problem(config)
     stored = weights.load(job, problem) if summary["status"] == "completed" else None
     own, stacked = summary["config"].get("probe") or {}, summary.get("stacked_probes") or []
@@ -89,6 +92,14 @@ def done(reprobe: Reprobe) -> dict[str, Any] | None:
     probed = (summary or {}).get("reprobe") or {}
     current = reprobe.stored.sha256 if reprobe.stored else None
     return summary if summary is not None and probed.get("weights_sha256") == current else None
+
+
+def stale(reprobe: Reprobe) -> bool:
+    """The folder holds a finished re-probe of other weights: its job was trained again since, so the
+    re-probe describes weights that are gone and is replaced whatever its config."""
+    summary = job_files.read_summary(reprobe.folder)
+    probed = (summary or {}).get("reprobe") or {}
+    return job_files.finished(summary) and probed.get("weights_sha256") != (reprobe.stored and reprobe.stored.sha256)
 
 
 def stack_key(reprobe: Reprobe) -> str | None:
@@ -143,7 +154,8 @@ def reprobe_job(reprobe: Reprobe, result: TrainResult | None) -> str:
     try:
         if done(reprobe) is not None:  # finished by another process since it was prepared
             return "already done"
-        problem = job_files.folder_problem(reprobe.folder, reprobe.resolved, LOG_NAME, reprobe.config.trainer.overwrite)
+        overwrite = reprobe.config.trainer.overwrite or stale(reprobe)
+        problem = job_files.folder_problem(reprobe.folder, reprobe.resolved, LOG_NAME, overwrite)
         if problem:
             raise NotReprobed(f"{problem}; choose another --name")
         job_files.record(reprobe.folder, LOG_NAME)
