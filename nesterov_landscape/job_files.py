@@ -27,6 +27,7 @@ MANIFEST = ".manifest"
 # What a job writes besides Hydra's files and its W&B run under wandb/: its final weights
 # (nesterov_landscape/weights.py) and the files of every probe included.
 WEIGHTS_FILE = "weights.safetensors"
+REPROBE_DIR = "reprobe"  # <job>/reprobe/<name>/: a re-probe's folder (nesterov_landscape/reprobe/)
 RESULT_FILES = (
     "summary.json",
     "history.csv",

@@ -11,10 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas
 import pytest
 import safetensors.torch
 import torch
 
+from multirun_analysis.__main__ import main as analyse
 from nesterov_landscape import limits, weights
 from nesterov_landscape.config import validate
 from nesterov_landscape.job import task
@@ -314,3 +316,22 @@ def test_the_command_line_entry_point(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1 jobs: 1 completed; results in <job>/reprobe/hessian/"
     assert summary(job / "reprobe" / "hessian")["wandb"]["mode"] == "offline"
+
+
+# --- the analysis of a re-probe ---
+
+
+@pytest.mark.slow
+def test_the_analysis_reads_a_reprobe_and_leaves_out_one_of_other_weights(tmp_path, capsys):
+    sweep, grid = tmp_path / "sweep", "probe.gradient_line.t_step=0.25"
+    result = run_cli(*TINY, "seed=0,1", grid, f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert reprobe([str(sweep), "probe.gradient_line.precision=float64", "--name", "f64"]) == 0
+    train(sweep / "1", *TINY, "seed=1", grid, "optimizer.lr=0.01", "trainer.overwrite=true")
+    assert analyse([str(sweep), "--reprobe", "f64", "--wandb-mode", "disabled"]) == 0
+    runs = pandas.read_csv(sweep / "analysis-reprobe-f64" / "runs.csv")
+    assert list(runs["status"]) == ["completed", "missing"]  # job 1 was trained again since its re-probe
+    assert runs["probe_precision"][0] == "float64" and runs["phi_dd_at_0"][0] == summary(
+        sweep / "0" / "reprobe" / "f64"
+    ).get("phi_dd_at_0")
+    assert "trained again since" in capsys.readouterr().err

@@ -11,9 +11,10 @@ from collections import Counter
 from pathlib import Path
 
 from ..config import ConfigError, register_configs
+from ..job_files import REPROBE_DIR
 from ..weights import WeightsError
 from .overrides import OverrideError, Overrides, default_name, name_error, parse
-from .run import FOLDER, NotReprobed, done, prepare, reprobe_job, stacked_results, stacks, trained
+from .run import NotReprobed, done, prepare, reprobe_job, stacked_results, stacks, trained
 
 OVERRIDE = re.compile(r"[+~]*[A-Za-z_][\w.@/-]*=")
 # a job's own refusals, one line each; the other jobs go on
@@ -128,7 +129,7 @@ def reprobe_all(folders: list[Path], name: str, overrides: Overrides, runs_per_s
         print(f"\ninterrupted: run the same command to finish the re-probe {name}", file=sys.stderr)
         return 130
     done_counts = ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
-    print(f"{sum(counts.values())} jobs: {done_counts}; results in <job>/{FOLDER}/{name}/")
+    print(f"{sum(counts.values())} jobs: {done_counts}; results in <job>/{REPROBE_DIR}/{name}/")
     return 1 if counts["failed"] else 0
 
 

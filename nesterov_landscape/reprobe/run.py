@@ -29,7 +29,6 @@ from .overrides import Overrides
 
 log = logging.getLogger(__name__)
 
-FOLDER = "reprobe"  # results in <job>/reprobe/<name>/
 LOG_NAME = "reprobe.log"
 JOB_TYPE = "probe"  # the W&B job type of a re-probe's run, in its job's group
 COMPARED_VERSIONS = ("torch", "cpu")  # what changes float32 numbers in their last bits
@@ -55,7 +54,7 @@ class Reprobe:
 
     @property
     def folder(self) -> Path:
-        return self.job / FOLDER / self.name
+        return self.job / job_files.REPROBE_DIR / self.name
 
     def version_note(self) -> str | None:
         """Where this machine's torch or CPU differs from the job's: float32 numbers may then differ."""
@@ -161,7 +160,7 @@ def reprobe_job(reprobe: Reprobe, result: TrainResult | None) -> str:
         job_files.record(reprobe.folder, LOG_NAME)
         job = reprobe.summary.get("job") or {}
         group = reprobe.config.logger.group or (reprobe.summary.get("wandb") or {}).get("group")
-        name = f"{job.get('override_dirname') or reprobe.job.resolve().name}/{FOLDER}/{reprobe.name}"
+        name = f"{job.get('override_dirname') or reprobe.job.resolve().name}/{job_files.REPROBE_DIR}/{reprobe.name}"
         with logged_to(reprobe.folder / LOG_NAME):
             if (note := reprobe.version_note()) is not None:
                 log.info(note)
