@@ -56,6 +56,10 @@ class Reprobe:
     def folder(self) -> Path:
         return self.job / job_files.REPROBE_DIR / self.name
 
+    @property
+    def weights_sha256(self) -> str | None:
+        return self.stored.sha256 if self.stored else None
+
     def version_note(self) -> str | None:
         """Where this machine's torch or CPU differs from the job's: float32 numbers may then differ."""
         theirs = self.summary.get("versions") or {}
@@ -89,8 +93,7 @@ def done(reprobe: Reprobe) -> dict[str, Any] | None:
         return None
     summary = finished_summary(reprobe.folder, reprobe.resolved)
     probed = (summary or {}).get("reprobe") or {}
-    current = reprobe.stored.sha256 if reprobe.stored else None
-    return summary if summary is not None and probed.get("weights_sha256") == current else None
+    return summary if summary is not None and probed.get("weights_sha256") == reprobe.weights_sha256 else None
 
 
 def stale(reprobe: Reprobe) -> bool:
@@ -98,7 +101,7 @@ def stale(reprobe: Reprobe) -> bool:
     re-probe describes weights that are gone and is replaced whatever its config."""
     summary = job_files.read_summary(reprobe.folder)
     probed = (summary or {}).get("reprobe") or {}
-    return job_files.finished(summary) and probed.get("weights_sha256") != (reprobe.stored and reprobe.stored.sha256)
+    return job_files.finished(summary) and probed.get("weights_sha256") != reprobe.weights_sha256
 
 
 def stack_key(reprobe: Reprobe) -> str | None:
@@ -186,7 +189,7 @@ def reprobe_results(reprobe: Reprobe, result: TrainResult | None, wandb_run: Any
         "name": reprobe.name,
         "job": str(reprobe.job.resolve()),
         "overrides": list(reprobe.overrides.lines),
-        "weights_sha256": reprobe.stored.sha256 if reprobe.stored else None,
+        "weights_sha256": reprobe.weights_sha256,
     }
     if result is not None:
         out |= probe_job(reprobe.problem, result, wandb_run, reprobe.folder, ProbeFiles())
