@@ -120,3 +120,13 @@ def log_table(run: Any, table: Any, step: int) -> None:
         },
         step=step,
     )
+
+
+def log_file_artifact(run: Any, path: Path, name: str, kind: str, metadata: dict[str, Any]) -> None:
+    """A file of the job (its weights) as a W&B artifact of type `kind`; nothing with W&B disabled.
+    Offline, W&B stages a copy in its data folder (WANDB_DATA_DIR) for `wandb sync` to upload."""
+    if run.disabled:
+        return
+    artifact = wandb.Artifact(name, type=kind, metadata=metadata)
+    artifact.add_file(str(path))
+    run.log_artifact(artifact)
