@@ -33,7 +33,7 @@ from .optimizers import values_used
 from .probes import GRADIENT_LINE_COLUMNS
 from .problem import Problem, compiled, setup_problem, train_alone
 from .training import TrainResult
-from .wandb_run import start_run
+from .wandb_run import define_metrics, group_name, log_history_row, log_landscape, start_run
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +160,10 @@ def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], train
     problem = job_files.folder_problem(output_dir, resolved, job["log_name"], config.trainer.overwrite)
     if problem:
         raise ConfigError(f"{problem}; set trainer.overwrite=true to write there anyway")
+    run_id = wandb_run_id(output_dir, resolved)  # chosen here, so the manifest can name the run before W&B makes it
     job_files.remove_previous_attempt(output_dir)  # never mix its files or W&B runs with an earlier attempt's
-    run_id = uuid.uuid4().hex[:8]  # chosen here, so the manifest can name the run before W&B makes it
     job_files.record(output_dir, job_files.wandb_run_entry(run_id))
-    group = config.logger.group or (Path(job["sweep_dir"]).as_posix().replace("/", "_") if job["multirun"] else None)
+    group = config.logger.group or (group_name(job["sweep_dir"]) if job["multirun"] else None)
     wandb_run, wandb_mode = start_run(
         config.logger.mode,
         config.logger.init_timeout,
@@ -177,6 +177,7 @@ def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], train
         config=resolved,
         id=run_id,
     )
+    define_metrics(wandb_run)
     summary: dict[str, Any] = {
         "status": "running",
         "seed": config.seed,
@@ -215,6 +216,20 @@ def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], train
     return summary
 
 
+def wandb_run_id(output_dir: Path, resolved: dict[str, Any]) -> str:
+    """The W&B run id of the folder's earlier attempt when that attempt was cut short (killed, failed,
+    interrupted) running the same config: online, the re-run resumes that run and finishes it instead
+    of leaving it crashed beside a new one. A new id otherwise: a finished result run again is a new
+    result, and another config is another run."""
+    summary = job_files.read_summary(output_dir)
+    same_attempt = summary is None or (
+        not job_files.finished(summary)
+        and job_files.result_identity(summary.get("config") or {}) == job_files.result_identity(resolved)
+    )
+    earlier = job_files.recorded_wandb_run_ids(output_dir)
+    return earlier[-1] if same_attempt and earlier else uuid.uuid4().hex[:8]
+
+
 def run_experiment(
     config: Config, output_dir: Path, wandb_run: Any, trained: TrainResult | None = None
 ) -> dict[str, Any]:
@@ -246,8 +261,7 @@ def train_job(
         check_parent()
         if "pl" in probes:
             row["pl_ratio"] = pl_ratio(row["loss"], row["grad_norm"], probes["pl"].inf_loss)
-        metrics = {f"train/{k}": v for k, v in row.items() if k != "epoch"}
-        wandb_run.log({"epoch": row["epoch"], **metrics}, step=row["epoch"])
+        log_history_row(wandb_run, row)
         bar.update(row["epoch"] - bar.n)
         bar.set_postfix(loss=f"{row['loss']:.3e}", refresh=False)
         if row["epoch"] % log_stride == 0 or row["epoch"] == epochs or not math.isfinite(row["loss"]):
@@ -255,7 +269,7 @@ def train_job(
 
     def on_checkpoint(epoch: int, weights: torch.Tensor) -> None:
         line = probes["gradient_line"]
-        probe_gradient_line(line, problem.loss_in, weights, problem.dtype, wandb_run, epoch, landscape_rows)
+        probe_gradient_line(line, problem.loss_in, weights, problem.dtype, epoch, landscape_rows)
 
     if trained is not None:
         log.info("trained in a stack with %d other jobs of the same shape", trained.stacked_with)
@@ -325,9 +339,11 @@ def probe_job(
     if "gradient_line" in probes:
         line = probes["gradient_line"]
         epoch, computed = result.epochs_run, result.gradient_line
-        out |= probe_gradient_line(line, loss_in, params, dtype, wandb_run, epoch, landscape_rows, computed)
+        out |= probe_gradient_line(line, loss_in, params, dtype, epoch, landscape_rows, computed)
         if landscape_rows:
-            write_csv(output_dir / "landscape.csv", ["epoch", *GRADIENT_LINE_COLUMNS], landscape_rows)
+            columns = ["epoch", *GRADIENT_LINE_COLUMNS]
+            write_csv(output_dir / "landscape.csv", columns, landscape_rows)
+            log_landscape(wandb_run, columns, landscape_rows)
     if "random_line" in probes:
         out |= probe_random_lines(
             probes["random_line"], loss_in, params, dtype, config.seed, output_dir, out.get("phi_dd_exact_at_0")

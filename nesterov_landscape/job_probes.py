@@ -13,7 +13,6 @@ from .config import GradientLineConfig, HessianConfig, RandomLineConfig
 from .job_files import write_csv
 from .problem import derive_seed
 from .probes import t_grid
-from .wandb_run import log_landscape
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +32,12 @@ def probe_gradient_line(
     loss_in,
     params: torch.Tensor,
     train_dtype: torch.dtype,
-    run: Any,
     epoch: int,
     landscape_rows: list[list[float]],
     precomputed: probes.GradientLine | None = None,
 ) -> dict[str, Any]:
     """The gradient-line probe at `params` (after `epoch` epochs), or its `precomputed` result from
-    a batched stack: appends its grid to landscape_rows, logs a W&B table, returns the summary scalars."""
+    a batched stack: appends its grid to landscape_rows, returns the summary scalars."""
     dtype = probe_precision(probe.precision, train_dtype)
     line = precomputed or probes.gradient_line(
         loss_in(dtype),
@@ -56,7 +54,6 @@ def probe_gradient_line(
         return out | {"probe_status": "skipped: zero or non-finite gradient"}
     columns = {name: values.cpu().tolist() for name, values in line.columns().items()}
     landscape_rows.extend([epoch, *row] for row in zip(*columns.values()))
-    log_landscape(run, {k: columns[k] for k in ("t", "phi", "phi_dd", "mu")}, epoch)
     return out | {"probe_status": "completed"} | line.scalars(probe.radii)
 
 

@@ -24,11 +24,16 @@ def public(config: dict) -> dict:
 
 
 def test_a_jobs_wandb_run_holds_its_config_history_landscape_and_summary(tmp_path):
+    """A job probed every 5 epochs and at its end (23) on a grid of 2,001 points: 6 checkpoints, 12,006 rows
+    of landscape.csv, more than the 10,000 W&B keeps of a table, so its table keeps every other point of
+    each checkpoint's grid."""
     job = tmp_path / "job"
     overrides = [
         *TINY,
         "trainer.epochs=23",
-        "probe.gradient_line.t_step=0.1",
+        "probe=[gradient_line]",
+        "probe.gradient_line.every=5",
+        "probe.gradient_line.t_step=0.001",
         "probe.gradient_line.mu_cutoff=0.15",
         "probe.gradient_line.exact=true",  # its scalars (mu_exact_min_*) reach the W&B summary too
     ]
@@ -44,22 +49,33 @@ def test_a_jobs_wandb_run_holds_its_config_history_landscape_and_summary(tmp_pat
     # name: the command-line overrides, sorted as Hydra's override_dirname (hydra.run.dir left out); no group
     assert info["name"] == ",".join(sorted(overrides)) == summary["job"]["override_dirname"]
     assert not run_record(run_records).get("run_group") and summary["wandb"]["group"] is None
-    # history: every row of history.csv, the last at epoch 23 (not a multiple of log_every)
+    # history: every row of history.csv at W&B step = its epoch, the last at 23 (not a multiple of log_every)
     history = read_csv(job / "history.csv")
     logged = history_rows(run_records)
-    assert [row["epoch"] for row in logged] == [row["epoch"] for row in history] == [0, 5, 10, 15, 20, 23]
+    assert [row["_step"] for row in logged] == [row["epoch"] for row in history] == [0, 5, 10, 15, 20, 23]
     for ours, theirs in zip(history, logged):
         assert (theirs["train/loss"], theirs["train/grad_norm"]) == (ours["loss"], ours["grad_norm"])
-    # the landscape table: the rows of landscape.csv (t, phi, phi'', mu; mu empty below the cutoff)
+    # what leet and the web chart: the measurements, no epoch series, no table sizes (.ncols, .nrows)
+    charted = {key for record in run_records if record.get("type") == "history" for key in record["history"]["item"]}
+    assert {key for key in charted if not key.startswith("_")} == {"train/loss", "train/grad_norm"}
+    # metric definitions: the summary keeps the loss's minimum beside its last value
+    metrics = {r["metric"]["name"]: r["metric"] for r in run_records if r.get("type") == "metric"}
+    assert metrics["train/loss"]["summary"] == {"min": True, "last": True}
+    losses = [row["loss"] for row in history]
+    assert info["summary"]["train/loss"] == {"min": min(losses), "last": losses[-1]}
+    # the landscape table: landscape.csv's epoch, t, phi, phi'', mu; every other grid point of each checkpoint
     landscape = read_csv(job / "landscape.csv")
     table_ref = info["summary"]["landscape/table"]
     table = json.loads((run / "files" / table_ref["path"]).read_text())
-    assert table["columns"] == ["t", "phi", "phi_dd", "mu"]
-    assert (table_ref["nrows"], len(table["data"])) == (len(landscape), 21)
-    for row, logged_row in zip(landscape, table["data"]):
-        assert all(same_number(row[c], v) for c, v in zip(table["columns"], logged_row)), row["t"]
-    assert sum(math.isnan(r[3]) for r in table["data"]) == 3  # t = -0.1, 0, 0.1
-    # its three line plots: phi, phi'' and mu against t, each on a table of the same rows
+    assert table["columns"] == ["epoch", "t", "phi", "phi_dd", "mu"]
+    epochs = sorted({row["epoch"] for row in landscape})
+    assert epochs == [0, 5, 10, 15, 20, 23] and len(landscape) == 6 * 2001
+    kept = [row for epoch in epochs for row in [r for r in landscape if r["epoch"] == epoch][::2]]
+    assert (table_ref["nrows"], len(table["data"])) == (len(kept), 6 * 1001)
+    for row, logged_row in zip(kept, table["data"]):
+        assert all(same_number(row[c], v) for c, v in zip(table["columns"], logged_row)), (row["epoch"], row["t"])
+    assert sum(math.isnan(r[4]) for r in table["data"]) == 6 * 149  # |t| < 0.15: t = -0.148, ..., 0.148
+    # its three line charts: phi, phi'' and mu against t, a line per checkpoint, on the one table
     charts = {}
     for record in run_records:
         if record.get("type") == "config":
@@ -68,7 +84,7 @@ def test_a_jobs_wandb_run_holds_its_config_history_landscape_and_summary(tmp_pat
                     charts[key.removeprefix("_wandb.visualize.landscape/")] = value["panel_config"]
     assert sorted(charts) == ["mu", "phi", "phi_dd"]
     for y, chart in charts.items():
-        assert chart["fieldSettings"]["x"] == "t" and chart["fieldSettings"]["y"] == y
+        assert chart["fieldSettings"] == {"x": "t", "y": y, "stroke": "epoch"}
         assert f"landscape/{y}_table" in json.dumps(chart["userQuery"])
         assert info["summary"][f"landscape/{y}_table"]["path"] == table_ref["path"]
     # the summary scalars: those of summary.json (null there, such as mu_min_0p1 inside the cutoff, is absent)
@@ -77,8 +93,7 @@ def test_a_jobs_wandb_run_holds_its_config_history_landscape_and_summary(tmp_pat
     assert summary["mu_min_0p1"] is None and "mu_min_0p1" not in info["summary"]
     for key, value in scalars.items():
         assert info["summary"][key] == value, key
-    extra = {k for k in info["summary"] if k not in scalars and not k.startswith(("_", "train/", "landscape/"))}
-    assert extra == {"epoch"}
+    assert not {k for k in info["summary"] if k not in scalars and not k.startswith(("_", "train/", "landscape/"))}
 
 
 def sweep(tmp_path, *args):
@@ -93,7 +108,7 @@ def logged_matches_files(job, summary):
     run = run_dir(job, summary["wandb"]["id"])
     history = read_csv(job / "history.csv")
     logged = history_rows(records(run))
-    assert [(r["epoch"], r["train/loss"]) for r in logged] == [(r["epoch"], r["loss"]) for r in history]
+    assert [(r["_step"], r["train/loss"]) for r in logged] == [(r["epoch"], r["loss"]) for r in history]
     assert public(overview(run)["config"]) == summary["config"]
 
 
