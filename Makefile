@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SWEEP ?=
 ARGS ?=
 
-.PHONY: run test test-fast lint analysis bench clean
+.PHONY: run test test-fast lint analysis leet sync bench clean
 
 $(BIN)/nesterov-landscape-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,15 @@ test-fast: $(BIN)/nesterov-landscape-installed
 # the newest sweep under multirun/, or SWEEP=multirun/<date>/<time>; ARGS="--by model.width --out DIR"
 analysis: $(BIN)/nesterov-landscape-installed
 	$(BIN)/python -m multirun_analysis $(SWEEP) $(ARGS)
+
+# every job's W&B run of the newest sweep (or SWEEP=...) in one `wandb leet`, all selected (docs/wandb.md)
+leet: $(BIN)/nesterov-landscape-installed
+	$(BIN)/python -m multirun_analysis.wandb_sweep leet $(SWEEP)
+
+# upload the newest sweep's (or SWEEP=...) offline W&B runs, the jobs' and the analysis's, with
+# `wandb sync -n 8`, skipping runs synced before; ARGS="-n 16" or ARGS=--dry-run
+sync: $(BIN)/nesterov-landscape-installed
+	$(BIN)/python -m multirun_analysis.wandb_sweep sync $(SWEEP) $(ARGS)
 
 # side-by-side timings of every way to run the paper preset; the report is saved under benchmarks/
 bench: $(BIN)/nesterov-landscape-installed
