@@ -43,7 +43,8 @@ def has_credentials() -> bool:
         keys = netrc.netrc(path)
     except (OSError, netrc.NetrcParseError):
         return False
-    return any(keys.authenticators(host) for host in (urlparse(base_url()).hostname, "api.wandb.ai"))
+    hosts = {urlparse(base_url()).hostname} | ({"api.wandb.ai"} if base_url() == wandb.Settings().base_url else set())
+    return any(keys.authenticators(host) for host in hosts)
 
 
 # Why online W&B failed in this process, once it has: later jobs of the process (a sweep's worker)
