@@ -10,7 +10,8 @@ import pandas as pd
 
 from .load import NOT_METRICS, RESULTS, STATUSES, Sweep, flatten
 
-HISTORY_KEYS = {"epoch": "epoch", "train/loss": "loss", "train/grad_norm": "grad_norm"}
+# W&B's step is the job's epoch (nesterov_landscape.wandb_run.log_history_row)
+HISTORY_KEYS = {"_step": "epoch", "train/loss": "loss", "train/grad_norm": "grad_norm"}
 
 
 def load_wandb_group(path: str, group: str, timeout: float = 20) -> Sweep:
