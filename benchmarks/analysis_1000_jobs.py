@@ -1,6 +1,7 @@
 """How long `multirun_analysis` takes on a synthetic sweep of 1,000 jobs in the harness's format:
 10,000-epoch histories logged every 10 epochs (1,001 rows), 201-point landscapes, 5 widths x 2 momenta
-x 100 seeds. Prints a table of the phases and their share. Run: make bench-analysis"""
+x 100 seeds, written by tests/synthetic.py. Prints a table of the phases and their share.
+Run from the repository root: .venv/bin/python -m benchmarks.analysis_1000_jobs"""
 
 import shutil
 import tempfile
@@ -10,7 +11,8 @@ from pathlib import Path
 from multirun_analysis.figures import make_figures
 from multirun_analysis.load import load_sweeps
 from multirun_analysis.report import write_report
-from multirun_analysis.synthetic import (
+from multirun_analysis.shares import landscape_radius
+from tests.synthetic import (
     completed_summary,
     decaying_history,
     job_config,
@@ -52,7 +54,7 @@ def main() -> None:
         start = time.perf_counter()
         add_derived_columns(loaded)
         keys = group_keys(loaded)
-        summarize(loaded, keys)
+        summarize(loaded, keys, landscape_radius(loaded.runs))
         phases.append(("tables (derived columns, summary)", time.perf_counter() - start))
         start = time.perf_counter()
         make_figures(loaded, keys, root)

@@ -15,11 +15,17 @@ import seaborn as sns  # noqa: E402
 
 from .load import Sweep  # noqa: E402
 from .phase import phase_diagram  # noqa: E402
+from .shares import Outcome  # noqa: E402
 from .tables import sort_by_keys  # noqa: E402
 
 MAX_PANELS = 12
 COLUMNS = 4
 TITLE_WIDTH = 50  # characters per line of a panel title: four swept keys would overlap the next panel
+# characters per inch of figure width in a wrapped line of a figure's title (suptitle): its font,
+# seaborn's "paper" context, runs about 13 to the inch; fewer leave a margin
+SUPTITLE_CHARS_PER_INCH = 11
+LEGEND_ROWS = 20  # entries in one column of a legend beside an 8 x 5 in plot; more start another column
+PLOT_WIDTH = 6.5  # inches the plot of an 8 in figure takes with its axis labels; a legend is added to it
 # mu's panels are scaled to |t| >= MU_VIEW_T. Closer to 0, mu(t) ~ phi'' - 2 (phi(0) - inf phi) / t^2:
 # for a run whose loss phi(0) is far from inf phi (= 0 by default) that spike says only "not at a
 # minimizer" and would squash every other curve to a flat line.
@@ -30,15 +36,35 @@ MU_CAPTION = (
 )
 
 
-def group_labels(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
+def group_labels(runs: pd.DataFrame, keys: list[str], named: bool = True) -> pd.Series:
+    """Each run's group as "key=value, ..."; not `named`, "value, ..." (a legend names the keys once)."""
     if not keys:
         return pd.Series("all runs", index=runs.index)
-    return runs[keys].map(str).apply(lambda row: ", ".join(f"{k}={v}" for k, v in row.items()), axis=1)
+    return runs[keys].map(str).apply(lambda row: ", ".join(f"{k}={v}" if named else v for k, v in row.items()), axis=1)
 
 
-def ordered_groups(runs: pd.DataFrame, keys: list[str]) -> list[str]:
+def ordered_groups(runs: pd.DataFrame, keys: list[str], named: bool = True) -> list[str]:
     """The group labels in numeric order of their key values (depth 5 before 10)."""
-    return list(dict.fromkeys(group_labels(sort_by_keys(runs, keys), keys)))
+    return list(dict.fromkeys(group_labels(sort_by_keys(runs, keys), keys, named)))
+
+
+def legend_beside(ax: plt.Axes, keys: list[str], handles: list, labels: list[str]) -> None:
+    """The legend right of the plot, off the data: the keys once, one a line, in its title, and each
+    entry their values; a column per LEGEND_ROWS entries, and the figure widened to hold them all, so
+    that no number of groups leaves the figure (the phase study's 120 groups make six columns)."""
+    legend = ax.legend(
+        handles,
+        labels,
+        title="\n".join(keys),
+        fontsize="small",
+        title_fontsize="small",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+        ncols=-(-len(labels) // LEGEND_ROWS),
+    )
+    fig = ax.figure
+    legend_width = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+    fig.set_figwidth(max(fig.get_figwidth(), PLOT_WIDTH + legend_width))
 
 
 def save(fig: plt.Figure, out: Path, name: str) -> list[str]:
@@ -66,10 +92,11 @@ def loss_curves(sweep: Sweep, runs: pd.DataFrame, keys: list[str]) -> plt.Figure
         ax.fill_between(curve["epoch"], curve["min"], curve["max"], color=color, alpha=0.2, linewidth=0)
         ax.plot(curve["epoch"], curve["median"], color=color, label=group)
     ax.set_yscale("log")
-    ax.set_xlabel("epoch (full-batch steps)")
+    ax.set_xlabel("epoch (one pass over the data)")
     ax.set_ylabel("training loss (median over seeds, band: min to max)")
     ax.set_title("Training loss")
-    ax.legend(fontsize="small", loc="upper right")
+    values = dict(zip(labels, group_labels(runs, keys, named=False)))
+    legend_beside(ax, keys, ax.lines, [values[group] for group in groups])
     return fig
 
 
@@ -129,11 +156,10 @@ def landscape_panels(sweep: Sweep, runs: pd.DataFrame, keys: list[str]) -> plt.F
     for i in range(len(groups), block_rows * columns):
         axes[2 * (i // columns), i % columns].set_visible(False)
         axes[2 * (i // columns) + 1, i % columns].set_visible(False)
-    shown = "" if len(groups) == len(probed) else f" (the first {len(groups)} of {len(probed)} groups)"
-    fig.suptitle(
-        r"Loss along the gradient at the trained weights: $\varphi(t) = L(w + t\,\nabla L/|\nabla L|)$"
-        + f"{shown}\n{MU_CAPTION}"
-    )
+    shown = "" if len(groups) == len(probed) else f"; the first {len(groups)} of {len(probed)} groups shown"
+    caption = textwrap.wrap(MU_CAPTION + shown, int(SUPTITLE_CHARS_PER_INCH * fig.get_figwidth()))
+    title = r"Loss along the gradient at the trained weights: $\varphi(t) = L(w + t\,\nabla L/|\nabla L|)$"
+    fig.suptitle("\n".join([title, *caption]))
     return fig
 
 
@@ -149,7 +175,7 @@ def final_loss_vs_key(runs: pd.DataFrame, keys: list[str]) -> plt.Figure | None:
         return None
     x = loss_axis(keys)
     hue_keys = [k for k in keys if k != x]
-    data = finished.assign(series=group_labels(finished, hue_keys) if hue_keys else "all runs")
+    data = finished.assign(series=group_labels(finished, hue_keys, named=False))
     fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
     sns.pointplot(
         data=data,
@@ -157,7 +183,7 @@ def final_loss_vs_key(runs: pd.DataFrame, keys: list[str]) -> plt.Figure | None:
         order=list(dict.fromkeys(sort_by_keys(finished, [x])[x])),
         y="final_loss",
         hue="series",
-        hue_order=ordered_groups(finished, hue_keys) if hue_keys else None,
+        hue_order=ordered_groups(finished, hue_keys, named=False) if hue_keys else None,
         estimator=np.median,
         errorbar=("pi", 100),
         dodge=0.2 if hue_keys else False,
@@ -168,7 +194,7 @@ def final_loss_vs_key(runs: pd.DataFrame, keys: list[str]) -> plt.Figure | None:
     ax.set_ylabel("final training loss (median over seeds, bars: min to max)")
     ax.set_title(f"Final loss against {x}")
     if hue_keys:
-        ax.legend(title=", ".join(hue_keys), fontsize="small")
+        legend_beside(ax, hue_keys, *ax.get_legend_handles_labels())
     else:
         ax.get_legend() and ax.get_legend().remove()
     return fig
@@ -196,16 +222,21 @@ def heatmap(runs: pd.DataFrame, keys: list[str]) -> plt.Figure | None:
 
 
 def make_figures(
-    sweep: Sweep, keys: list[str], out: Path, shares: pd.DataFrame | None = None, phase_axes: list[str] | None = None
+    sweep: Sweep,
+    keys: list[str],
+    out: Path,
+    shares: pd.DataFrame | None = None,
+    outcomes: tuple[Outcome, ...] = (),
+    phase_axes: list[str] | None = None,
 ) -> list[str]:
     """Every figure as PNG and PDF under `out`; returns the file names. The phase diagram needs the
-    share table (shares.share_table) and two swept keys."""
+    share table of `outcomes` (shares.share_table) and two swept keys."""
     sns.set_theme(style="whitegrid", context="paper")
     runs = sweep.runs[~sweep.runs["duplicate"]]
     named = {
         "loss_curves": loss_curves(sweep, runs, keys),
         "landscape": landscape_panels(sweep, runs, keys),
-        "phase_diagram": phase_diagram(shares, keys, phase_axes) if shares is not None else None,
+        "phase_diagram": phase_diagram(shares, keys, outcomes, phase_axes) if shares is not None else None,
     }
     if keys:
         named["final_loss_vs_" + loss_axis(keys).replace(".", "_")] = final_loss_vs_key(runs, keys)

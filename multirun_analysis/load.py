@@ -1,11 +1,12 @@
 """Read job folders into one table of runs plus per-run histories and landscapes.
 
 The job's files are the source of truth. A job with no summary.json is `missing` (still running,
-or killed); so is one whose run was interrupted (Ctrl-C: re-running finishes it), and a finished
-one whose result files were deleted since. A file that cannot be read, or holds a value of the
-wrong kind (a word where a number belongs), is reported with its path, and its job counts as
-`missing`; one job's files never stop the analysis. Only jobs with a result (completed or
-diverged) keep their history and landscape: a job still running may be writing them.
+or killed); so is a finished one whose result files were deleted since. A job stopped by Ctrl-C or
+by its sweep's death recorded `interrupted` (re-running finishes it) and counts as such (job_status).
+A file that cannot be read, or holds a value of the wrong kind (a word where a number belongs), is
+reported with its path, and its job counts as `missing`; one job's files never stop the analysis.
+Only jobs with a result (completed or diverged) keep their history and landscape: a job still
+running may be writing them.
 
 A sweep's multirun.yaml says which jobs it asks for: a folder it does not ask for is left from an
 earlier sweep into the same folder and is left out; a job it asks for without a folder is
@@ -15,6 +16,7 @@ earlier sweep into the same folder and is left out; a job it asks for without a 
 import json
 import math
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +28,16 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, OverrideParseException
 
-STATUSES = ("completed", "diverged", "failed", "missing")
-RESULTS = ("completed", "diverged")  # statuses with a result: only these feed the tables and figures
-UNFINISHED = ("interrupted", "running", "skipped")  # statuses that count as missing: re-running finishes them
-# summary.json entries that describe the job rather than measure it
-NOT_METRICS = {"config", "versions", "job", "wandb", "status", "error", "seed", "files"}
+from nesterov_landscape.summary_schema import (  # no torch: the job's own schema
+    DESCRIPTION,
+    RADII_CONFIG_KEY,
+    RESULTS,
+    entry_error,
+)
+
+STATUSES = ("completed", "diverged", "failed", "interrupted", "missing")
+UNFINISHED = ("running", "skipped")  # statuses that count as missing: re-running finishes them
+NOT_METRICS = set(DESCRIPTION)  # summary.json entries that describe the job rather than measure it
 # config entries chosen as a list (probe=[gradient_line,hessian]): a mapping from each chosen name
 # to its settings. The selection itself is the config key `<entry>.name`, so that it can vary.
 LIST_CHOICES = ("probe",)
@@ -39,13 +46,14 @@ BASIC_SWEEPERS = (
     "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
     "hydra_plugins.nesterov_landscape_batched.batched_sweeper.BatchedSweeper",
 )
-# summary.json entries whose values are words (also any *_status, *precision); every other scalar
-# entry must be a number or null. A new word-valued summary entry belongs here.
-TEXT_KEYS = {"error", "device", "gpu", "trained_activation"}
 
 
-def is_text_key(key: str) -> bool:
-    return key in TEXT_KEYS or key.endswith(("_status", "precision"))
+def job_status(recorded: str | None) -> str:
+    """The status a job counts as, from the one it recorded (summary.json's, or its W&B run's):
+    one rule for both sources. None (nothing recorded: still running, or killed) is missing."""
+    if recorded in STATUSES:
+        return recorded
+    return "missing" if recorded is None or recorded in UNFINISHED else "failed"
 
 
 @dataclass
@@ -161,11 +169,8 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
     if not isinstance(files, list) or not all(map(_is_inside, files)):
         raise InvalidFile(f"invalid files in {path}: expected a list of paths relative to the job folder")
     for key, value in summary.items():
-        if key in NOT_METRICS or isinstance(value, (dict, list)):
-            continue
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not (value is None or number or (is_text_key(key) and isinstance(value, str))):
-            raise InvalidFile(f"invalid value {value!r} for {key} in {path}: expected a number or null")
+        if (expected := entry_error(key, value)) is not None:
+            raise InvalidFile(f"invalid value {value!r} for {key} in {path}: {expected}")
     return summary
 
 
@@ -241,7 +246,7 @@ def read_job(job_dir: Path) -> Job:
         row["status"] = "missing"
     else:
         status = summary["status"]
-        row["status"] = status if status in STATUSES else "missing" if status in UNFINISHED else "failed"
+        row["status"] = job_status(status)
         row["error"] = summary.get("error")
         # the job's W&B group: the analysis run joins it (multirun_analysis.wandb_log)
         row["wandb_group"] = (summary.get("wandb") or {}).get("group")
@@ -327,6 +332,12 @@ def split_by_multirun_yaml(
             "an earlier sweep into this folder?); left out of the tables"
         )
     return kept, [overrides for key, overrides in asked_by_overrides.items() if key not in found]
+
+
+def listed_radii(runs: pd.DataFrame) -> Counter:
+    """How many runs list each radius of the gradient line's per-radius entries, from their configs."""
+    listed = runs[RADII_CONFIG_KEY].dropna() if RADII_CONFIG_KEY in runs else []
+    return Counter(float(r) for text in listed for r in set(yaml.safe_load(str(text)) or []))
 
 
 def list_choice_label(value: str) -> str:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .shares import OUTCOMES
+from .shares import Outcome
 from .tables import sort_by_keys
 
 MAX_ROWS = 12
@@ -32,7 +32,9 @@ def ordered_values(shares: pd.DataFrame, key: str) -> list[str]:
     return list(dict.fromkeys(sort_by_keys(shares, [key])[key].map(str)))
 
 
-def phase_diagram(shares: pd.DataFrame, keys: list[str], requested: list[str] | None = None) -> plt.Figure | None:
+def phase_diagram(
+    shares: pd.DataFrame, keys: list[str], outcomes: tuple[Outcome, ...], requested: list[str] | None = None
+) -> plt.Figure | None:
     """One heatmap per (outcome, combination of the other keys): each cell the share of seeds of
     one group, annotated with successes/trials; a blank cell has no run that counts."""
     axes_keys = choose_phase_axes(keys, requested)
@@ -52,14 +54,14 @@ def phase_diagram(shares: pd.DataFrame, keys: list[str], requested: list[str] | 
     height = 0.45 * len(row_values) + 1.1
     fig, grid = plt.subplots(
         len(shown),
-        len(OUTCOMES),
-        figsize=(width * len(OUTCOMES) + 1.2, height * len(shown) + 1.0),
+        len(outcomes),
+        figsize=(width * len(outcomes) + 1.2, height * len(shown) + 1.0),
         squeeze=False,
         layout="constrained",
     )
     for r, panel in enumerate(shown):
         members = shares[shares["_panel"] == panel].set_index(["_row", "_column"])
-        for c, outcome in enumerate(OUTCOMES):
+        for c, outcome in enumerate(outcomes):
             values = pd.DataFrame(np.nan, index=row_values, columns=column_values)
             notes = pd.DataFrame("", index=row_values, columns=column_values)
             for (row, column), group in members.iterrows():

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from .answer import PRECISION, answer_markdown
 from .figures import MU_CAPTION, make_figures
-from .load import Sweep
+from .load import RESULTS, STATUSES, Sweep
 from .phase import choose_phase_axes
-from .shares import share_table, shares_markdown
+from .shares import landscape_radius, outcomes_of, share_table, shares_markdown
 from .tables import (
     add_derived_columns,
     group_keys,
@@ -78,21 +78,22 @@ def write_report(
     add_derived_columns(sweep)
     keys = group_keys(sweep, by)
     check_phase_axes(phase_axes, keys)
-    summary = summarize(sweep, keys)
-    medians = metric_medians(sweep, keys)
     runs = sweep.runs[~sweep.runs["duplicate"]]
-    shares = share_table(runs, keys)
+    outcomes = outcomes_of(runs)
+    summary = summarize(sweep, keys, landscape_radius(runs))
+    medians = metric_medians(sweep, keys)
+    shares = share_table(runs, keys, outcomes)
     sweep.runs.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     medians.to_csv(out / "metrics.csv", index=False)
     shares.to_csv(out / "shares.csv", index=False)
-    summary_md, shares_md = to_markdown(summary), shares_markdown(shares, keys)
+    summary_md, shares_md = to_markdown(summary), shares_markdown(shares, keys, outcomes)
     (out / "summary.md").write_text(summary_md)
     (out / "summary.tex").write_text(to_latex(summary))
     (out / "shares.md").write_text(shares_md)
-    figures = make_figures(sweep, keys, out, shares, phase_axes)
+    figures = make_figures(sweep, keys, out, shares, outcomes, phase_axes)
     pair_keys = [k for k in identity_keys(sweep) if k != PRECISION]
-    answer_md = answer_markdown(runs, keys, shares, pair_keys)
+    answer_md = answer_markdown(runs, keys, shares, pair_keys, outcomes)
     (out / "problems.txt").write_text("".join(f"{p}\n" for p in sweep.problems))
     (out / "report.md").write_text(
         report_markdown(sweep, keys, answer_md, shares_md, summary_md, figures, sources or [], phase_axes)
@@ -127,7 +128,7 @@ def report_markdown(
         f"Sources: {', '.join(f'`{s}`' for s in sources) or '-'}",
         "",
         f"{len(runs)} runs: "
-        + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("completed", "diverged", "failed", "missing"))
+        + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES)
         + f"; {int(runs['duplicate'].sum())} duplicates left out of the tables.",
         "",
         f"Varying config keys: {', '.join(f'`{k}`' for k in varying_keys(sweep)) or 'none'}. "
@@ -145,8 +146,8 @@ def report_markdown(
         "## Summary",
         "",
         "Final losses over completed runs; `epochs_to_*`: the median over runs of the first logged epoch "
-        "with loss at or below the threshold (`never` when most runs never got there); `frac_*_pos_0p1`: "
-        "the share of probed runs with phi'' > 0 (mu > 0) everywhere on |t| <= 0.1.",
+        "with loss at or below the threshold (`never` when most runs never got there); `frac_*_pos_<r>`: "
+        "the share of probed runs with phi'' > 0 (mu > 0) everywhere on |t| <= r, the radius of the shares.",
         "",
         summary_md,
         "Tables: [summary.csv](summary.csv), [summary.md](summary.md), [summary.tex](summary.tex), "
@@ -161,9 +162,9 @@ def report_markdown(
             lines += [f"![{name}]({name})", "", *([caption, ""] if caption else [])]
     lines += ["## Problems", ""]
     lines += [f"- {p}" for p in sweep.problems] or ["none"]
-    unfinished = runs[runs["status"].isin(["failed", "missing"])]
+    unfinished = runs[~runs["status"].isin(RESULTS)]
     if len(unfinished):
-        lines += ["", "## Failed and missing runs", ""]
+        lines += ["", "## Failed, interrupted and missing runs", ""]
         lines += [
             f"- {r.status}: `{r.job_dir}`" + (f" ({r.error})" if isinstance(getattr(r, "error", None), str) else "")
             for r in unfinished.itertuples()

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from nesterov_landscape.summary_schema import RESULTS, radius_key
+
+from .load import listed_radii
 from .stats import wilson_interval
-from .tables import format_value, sort_by_keys
+from .tables import format_value, markdown_table, sort_by_keys
 
 PUBLISHED_RANGE = (1e-12, 1e-9)  # Figure 3's final training losses
 
@@ -21,9 +24,9 @@ def numeric(runs: pd.DataFrame, column: str) -> pd.Series:
 
 
 def finished(runs: pd.DataFrame) -> pd.Series:
-    """Runs with a result: a diverged run counts as not reaching any loss; failed and missing runs
-    have no result and are left out of the denominator."""
-    return runs["status"].isin(["completed", "diverged"])
+    """Runs with a result: a diverged run counts as not reaching any loss; failed, interrupted and
+    missing runs have no result and are left out of the denominator."""
+    return runs["status"].isin(RESULTS)
 
 
 def probed(column: str) -> Callable[[pd.DataFrame], pd.Series]:
@@ -42,22 +45,42 @@ class Outcome:
     success: Callable[[pd.DataFrame], pd.Series]  # which of them succeed
 
 
-OUTCOMES = (
+LOSS_OUTCOMES = (
     Outcome("loss_le_1e-9", "final loss <= 1e-9", finished, final_loss_within(0.0, 1e-9)),
     Outcome("loss_in_published", "final loss in [1e-12, 1e-9]", finished, final_loss_within(*PUBLISHED_RANGE)),
-    Outcome(
-        "phi_dd_pos_0p1",
-        "phi'' > 0 on |t| <= 0.1",
-        probed("phi_dd_min_0p1"),
-        lambda runs: numeric(runs, "phi_dd_min_0p1") > 0,
-    ),
-    Outcome(
-        "mu_pos_0p1",
-        "mu > 0 on mu_cutoff <= |t| <= 0.1",
-        probed("mu_min_0p1"),
-        lambda runs: numeric(runs, "mu_min_0p1") > 0,
-    ),
 )
+
+
+def landscape_outcomes(radius: float) -> tuple[Outcome, ...]:
+    """phi'' > 0 and mu > 0 on |t| <= radius, from the gradient line's minima over it."""
+    phi_dd, mu = f"phi_dd_min_{radius_key(radius)}", f"mu_min_{radius_key(radius)}"
+    return (
+        Outcome(
+            f"phi_dd_pos_{radius_key(radius)}",
+            f"phi'' > 0 on |t| <= {radius:g}",
+            probed(phi_dd),
+            lambda runs: numeric(runs, phi_dd) > 0,
+        ),
+        Outcome(
+            f"mu_pos_{radius_key(radius)}",
+            f"mu > 0 on mu_cutoff <= |t| <= {radius:g}",
+            probed(mu),
+            lambda runs: numeric(runs, mu) > 0,
+        ),
+    )
+
+
+def landscape_radius(runs: pd.DataFrame) -> float | None:
+    """The radius of the landscape shares, from the jobs' configs (their gradient line's radii): the
+    one most runs list, the smallest of those; None when no run probes the gradient line."""
+    counts = listed_radii(runs)
+    return min(counts, key=lambda r: (-counts[r], r)) if counts else None
+
+
+def outcomes_of(runs: pd.DataFrame) -> tuple[Outcome, ...]:
+    """The loss outcomes, then the landscape outcomes at landscape_radius(runs), if any."""
+    radius = landscape_radius(runs)
+    return LOSS_OUTCOMES + (landscape_outcomes(radius) if radius is not None else ())
 
 
 def outcome_counts(runs: pd.DataFrame, outcome: Outcome) -> dict[str, float]:
@@ -74,7 +97,7 @@ def outcome_counts(runs: pd.DataFrame, outcome: Outcome) -> dict[str, float]:
     }
 
 
-def share_table(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+def share_table(runs: pd.DataFrame, keys: list[str], outcomes: tuple[Outcome, ...]) -> pd.DataFrame:
     """One row per group (every combination of `keys`, ordered numerically), the seeds counted in
     `runs`, then each outcome's k, n, share, lo, hi. Pass the runs without duplicates."""
     grouped = runs.groupby(keys, dropna=False, sort=False) if keys else [((), runs)]
@@ -82,7 +105,7 @@ def share_table(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     for values, group in grouped:
         values = values if isinstance(values, tuple) else (values,)
         row = {**dict(zip(keys, values)), "runs": len(group)}
-        for outcome in OUTCOMES:
+        for outcome in outcomes:
             row |= outcome_counts(group, outcome)
         rows.append(row)
     return sort_by_keys(pd.DataFrame(rows), keys).reset_index(drop=True)
@@ -96,12 +119,11 @@ def share_cell(row: pd.Series, name: str) -> str:
     return f"{int(row[f'{name}_k'])}/{n} = {row[name]:.2f} [{row[f'{name}_lo']:.2f}, {row[f'{name}_hi']:.2f}]"
 
 
-def shares_markdown(shares: pd.DataFrame, keys: list[str]) -> str:
+def shares_markdown(shares: pd.DataFrame, keys: list[str], outcomes: tuple[Outcome, ...]) -> str:
     """The share table for people: one column per outcome, each cell k/n = share [95% interval]."""
-    header = [*keys, "runs", *(o.label.replace("|", r"\|") for o in OUTCOMES)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for _, row in shares.iterrows():
-        cells = [format_value(row[k]) for k in keys] + [str(int(row["runs"]))]
-        cells += [share_cell(row, o.name) for o in OUTCOMES]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    header = [*keys, "runs", *(o.label for o in outcomes)]
+    rows = [
+        [*(format_value(row[k]) for k in keys), str(int(row["runs"])), *(share_cell(row, o.name) for o in outcomes)]
+        for _, row in shares.iterrows()
+    ]
+    return markdown_table(header, rows)

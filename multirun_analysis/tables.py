@@ -7,7 +7,9 @@ import pandas as pd
 
 from nesterov_landscape.job_files import NOT_RESULT_KEYS  # no torch: the job's own rule, shared
 
-from .load import STATUSES, Sweep
+from nesterov_landscape.summary_schema import radius_key
+
+from .load import STATUSES, Sweep, listed_radii
 
 LOSS_THRESHOLDS = (1e-3, 1e-6, 1e-9)
 STATUS_ORDER = {status: i for i, status in enumerate(STATUSES)}
@@ -99,9 +101,13 @@ def _geomean(values: pd.Series) -> float:
     return float(np.exp(np.log(values).mean())) if len(values) else math.nan
 
 
-def summarize(sweep: Sweep, keys: list[str]) -> pd.DataFrame:
-    """One row per group (every combination of `keys`); duplicates left out."""
+def summarize(sweep: Sweep, keys: list[str], radius: float | None) -> pd.DataFrame:
+    """One row per group (every combination of `keys`); duplicates left out. The shares of runs with
+    phi'' > 0 and mu > 0 are over |t| <= radius (shares.landscape_radius); the medians of mu's minima
+    over every radius the runs list."""
     runs = sweep.runs[~sweep.runs["duplicate"]]
+    near = radius_key(radius) if radius is not None else None
+    minima = [f"mu_min_{radius_key(r)}" for r in sorted(listed_radii(runs))]
     grouped = runs.groupby(keys, dropna=False, sort=False) if keys else [((), runs)]
     rows = []
     for values, group in grouped:
@@ -119,10 +125,11 @@ def summarize(sweep: Sweep, keys: list[str]) -> pd.DataFrame:
         for threshold in LOSS_THRESHOLDS:
             label = threshold_label(threshold)
             row[f"{label}_median"] = group[label].dropna().median()
-        for name, column in (("phi_dd", "phi_dd_min_0p1"), ("mu", "mu_min_0p1")):
+        for name in ("phi_dd", "mu") if near is not None else ():
+            column = f"{name}_min_{near}"
             probed = finished[column].dropna() if column in finished else pd.Series(dtype=float)
-            row[f"frac_{name}_pos_0p1"] = float((probed > 0).mean()) if len(probed) else math.nan
-        for column in ("phi_dd_at_0", "mu_min_0p1", "mu_min_1"):
+            row[f"frac_{name}_pos_{near}"] = float((probed > 0).mean()) if len(probed) else math.nan
+        for column in ("phi_dd_at_0", *minima):
             row[f"{column}_median"] = finished[column].median() if column in finished else math.nan
         rows.append(row)
     return sort_by_keys(pd.DataFrame(rows), keys).reset_index(drop=True)
@@ -156,26 +163,40 @@ def format_value(value) -> str:
     return str(value)
 
 
+def markdown_row(cells: list[str]) -> str:
+    """One row of a markdown table; a `|` in a cell is escaped, else it would end the cell and break the row."""
+    return "| " + " | ".join(cell.replace("|", r"\|") for cell in cells) + " |"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    rule = "|" + "|".join("---" for _ in header) + "|"
+    return "\n".join([markdown_row(header), rule, *map(markdown_row, rows)]) + "\n"
+
+
 def to_markdown(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(format_value(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body]) + "\n"
+    rows = [[format_value(v) for v in row] for row in frame.itertuples(index=False)]
+    return markdown_table([str(c) for c in frame.columns], rows)
+
+
+# Characters that LaTeX reads as commands, replaced in one pass: the braces of \textbackslash{} stay braces.
+LATEX_ESCAPES = str.maketrans(
+    {
+        "\\": r"\textbackslash{}",
+        "{": r"\{",
+        "}": r"\}",
+        "$": r"\$",
+        "&": r"\&",
+        "%": r"\%",
+        "#": r"\#",
+        "_": r"\_",
+        "^": r"\textasciicircum{}",
+        "~": r"\textasciitilde{}",
+    }
+)
 
 
 def _latex_escape(text: str) -> str:
-    for char, escaped in (
-        ("\\", r"\textbackslash{}"),
-        ("_", r"\_"),
-        ("%", r"\%"),
-        ("&", r"\&"),
-        ("#", r"\#"),
-        ("$", r"\$"),
-        ("{", r"\{"),
-        ("}", r"\}"),
-    ):
-        text = text.replace(char, escaped)
-    return text
+    return text.translate(LATEX_ESCAPES)
 
 
 def to_latex(frame: pd.DataFrame) -> str:

@@ -15,6 +15,7 @@ from .load import Sweep
 from .tables import sort_by_keys
 
 DEFAULT_PROJECT = "nesterov-landscape"  # the harness's logger.project default
+JOB_TYPE = "analysis"  # the analysis run's job_type: a reader of the group's runs tells it from the jobs'
 FIGURE3_COLUMNS = ["run", "seed", "t", "phi_dd", "mu", "mu_view"]  # mu_view: mu where |t| >= MU_VIEW_T
 LOSS_COLUMNS = ["run", "seed", "epoch", "log10_loss"]
 
@@ -117,7 +118,7 @@ def log_analysis(
         project=project or DEFAULT_PROJECT,
         entity=entity,
         group=group,
-        job_type="analysis",
+        job_type=JOB_TYPE,
         name="analysis",
         tags=["analysis"],
         notes=answer,

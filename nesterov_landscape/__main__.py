@@ -9,6 +9,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from hydra_plugins.nesterov_landscape_batched.app_task import app_task
+
 from .config import ConfigError, register_configs
 from .interruption import SweepProcessDied
 from .job_claim import FolderClaimed
@@ -18,6 +20,7 @@ register_configs()
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@app_task  # the batched launchers run this app's jobs in stacks, without calling main
 def main(cfg: DictConfig) -> None:
     # Imported here, not at the top: the job brings torch and W&B (seconds), which --help and --cfg do not need.
     from .job import task

@@ -7,18 +7,17 @@ Every failure is one line naming the key and the allowed values.
 """
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from .constraints import at_least, constrained, finite, non_negative, one_of, positive, seed_value, violation
-from .choices import ACTIVATION_NAMES, INF_PHI, INITS, INPUT_DISTS, LABELS, LOSSES, NOISE_KINDS, PRECISIONS
-from .limits import available_cores, grid_points, memory_error
-from .mlp_shape import MLPShape
-from .optimizers import OPTIMIZERS
+from .limits import available_cores, job_size, memory_error
+from .numerics.choices import ACTIVATION_NAMES, INITS, INPUT_DISTS, LABELS, LOSSES, NOISE_KINDS, PRECISIONS
+from .numerics.constraints import at_least, constrained, non_negative, one_of, positive, seed_value, violation
+from .numerics.optimizers import OPTIMIZERS
+from .probes import PROBES
 
 
 class ConfigError(ValueError):
@@ -56,82 +55,6 @@ class TeacherConfig:
                 f"{key}.n_points={self.n_points}"
             )
         return None
-
-
-@dataclass
-class LineGridConfig:
-    t_min: float = finite()
-    t_max: float = finite()
-    t_step: float = positive()
-    h: float = positive()
-    precision: Optional[str] = one_of(*PRECISIONS)  # null: the training precision
-
-    def config_error(self, key: str) -> str | None:
-        if not self.t_min < self.t_max:
-            return f"{key}: t_min={self.t_min} must be < t_max={self.t_max}"
-        if grid_points(self.t_min, self.t_max, self.t_step) == 0:
-            return (
-                f"{key}: no multiple of t_step={self.t_step:g} lies in [t_min, t_max] = "
-                f"[{self.t_min:g}, {self.t_max:g}], so the grid is empty; widen the segment or reduce t_step"
-            )
-        return None
-
-
-@dataclass
-class GradientLineConfig(LineGridConfig):
-    inf_phi: str = one_of(*INF_PHI)
-    mu_cutoff: float = non_negative()
-    radii: list[float] = constrained(
-        lambda v: len(v) > 0 and all(0 < r < math.inf for r in v), "a non-empty list of finite numbers > 0"
-    )
-    every: int = constrained(lambda v: v >= 0, "an integer >= 0 (0: only after training)")
-    exact: bool = field()  # exact t-derivatives on the grid beside the finite differences
-
-    def config_error(self, key: str) -> str | None:
-        reach = max(abs(self.t_min), abs(self.t_max))
-        beyond = [r for r in self.radii if r > reach]
-        if beyond and not super().config_error(key):  # the minimum over |t| <= r would be the grid's minimum
-            return (
-                f"{key}.radii={self.radii} is not allowed; each radius must be at most max(|t_min|, |t_max|) = "
-                f"{reach:g}, the grid's reach (widen t_min/t_max or drop {beyond[0]:g})"
-            )
-        return super().config_error(key)
-
-
-@dataclass
-class RandomLineConfig(LineGridConfig):
-    directions: int = at_least(1)
-    seed: Optional[int] = seed_value()  # null: derived from the top-level seed
-
-
-@dataclass
-class HessianConfig:
-    top_k: int = at_least(1)
-    lanczos_steps: int = at_least(1)
-    trace_samples: int = at_least(1)
-    precision: Optional[str] = one_of(*PRECISIONS)
-    seed: Optional[int] = seed_value()
-
-    def config_error(self, key: str) -> str | None:
-        if self.top_k > self.lanczos_steps:
-            return (
-                f"{key}.top_k={self.top_k} is not allowed; it must be at most {key}.lanczos_steps={self.lanczos_steps} "
-                "(Lanczos finds at most one eigenvalue per step)"
-            )
-        return None
-
-
-@dataclass
-class PLConfig:
-    inf_loss: float = constrained(lambda v: math.isfinite(v), "a finite number")
-
-
-PROBES = {
-    "gradient_line": GradientLineConfig,
-    "random_line": RandomLineConfig,
-    "hessian": HessianConfig,
-    "pl": PLConfig,
-}
 
 
 WANDB_PROJECT_FORBIDDEN = "/\\#?%:"
@@ -201,12 +124,19 @@ class Config:
 
 
 def optimizer_schema(name: str) -> type:
-    """The optimizer's hyperparameter dataclass plus the `name` key that selects it."""
+    """The optimizer's hyperparameter dataclass plus the `name` key that selects it. A validated
+    config goes to the batched launcher's worker processes: made here, the class cannot be found by
+    its name, so an instance pickles as its optimizer's name and values."""
     return dataclasses.make_dataclass(
         f"{OPTIMIZERS[name].hyperparams.__name__}Config",
         [("name", str, one_of(name))],
         bases=(OPTIMIZERS[name].hyperparams,),
+        namespace={"__reduce__": lambda self: (_optimizer_config, (self.name, dataclasses.asdict(self)))},
     )
+
+
+def _optimizer_config(name: str, values: dict[str, Any]) -> Any:
+    return OPTIMIZER_SCHEMAS[name](**values)
 
 
 OPTIMIZER_SCHEMAS = {name: optimizer_schema(name) for name in OPTIMIZERS}
@@ -220,8 +150,8 @@ def register_configs() -> None:
     cs.store(group="schema/data", name="teacher", node=TeacherConfig)
     cs.store(group="schema/logger", name="wandb", node=WandbConfig)
     cs.store(group="schema/trainer", name="default", node=TrainerConfig)
-    for name, schema in PROBES.items():
-        cs.store(group="schema/probe", name=name, node=schema, package=f"probe.{name}")
+    for name, probe in PROBES.items():
+        cs.store(group="schema/probe", name=name, node=probe.config, package=f"probe.{name}")
     for name, schema in OPTIMIZER_SCHEMAS.items():
         cs.store(group="schema/optimizer", name=name, node=schema)
 
@@ -278,15 +208,14 @@ def validate_values(values: dict[str, Any], cuda_available: bool) -> Config:
     unknown = sorted(set(values["probe"]) - set(PROBES))
     if unknown:
         raise ConfigError(f"unknown probe {unknown[0]}; allowed: {', '.join(PROBES)} (select with probe=[a,b])")
-    config.probe = {name: _build(PROBES[name], v, f"probe.{name}") for name, v in values["probe"].items()}
+    config.probe = {name: _build(PROBES[name].config, v, f"probe.{name}") for name, v in values["probe"].items()}
     if config.trainer.device == "cuda" and not cuda_available:
         raise ConfigError("trainer.device=cuda is not allowed: CUDA is not available on this machine; use cpu or auto")
-    hessian = config.probe.get("hessian")
-    n_params = MLPShape(config.data.input_dim, config.model.width, config.model.depth, config.model.bias).n_params
-    if hessian is not None and hessian.top_k > n_params:
-        raise ConfigError(
-            f"probe.hessian.top_k={hessian.top_k} is not allowed; it must be at most the number of weights, {n_params}"
-        )
+    job = job_size(config)
+    for name, probe in config.probe.items():
+        problem = PROBES[name].check(probe, job)
+        if problem:
+            raise ConfigError(problem)
     problem = memory_error(config)  # last: it needs every value checked
     if problem:
         raise ConfigError(problem)

@@ -28,12 +28,13 @@ from .config import Config, ConfigError, validate
 from .interruption import parent_watch
 from . import job_files
 from .job_files import write_csv, write_json
-from .job_probes import pl_ratio, probe_gradient_line, probe_hessian, probe_random_lines
-from .optimizers import values_used
-from .probes import GRADIENT_LINE_COLUMNS
+from .job_probes import ProbeRecords, history_entries, probe_checkpoint, probe_trained
+from .numerics.optimizers import values_used
+from .numerics.training import TrainResult
+from .probes import Point
 from .problem import Problem, compiled, setup_problem, train_alone
-from .training import TrainResult
-from .wandb_run import define_metrics, group_name, log_history_row, log_landscape, start_run
+from .summary_schema import entry_error
+from .wandb_run import define_metrics, group_name, log_history_row, start_run
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,20 @@ def versions() -> dict[str, str]:
         "hydra": hydra.__version__,
         "wandb": wandb.__version__,
         "platform": platform.platform(),
+        "cpu": cpu_model(),
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo's on Linux, else what Python's platform says): float32
+    results differ in their last bits, and so their magnitudes near a minimizer, from CPU to CPU."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:  # not Linux
+        pass
+    return platform.processor() or platform.machine()
 
 
 def finished_summary(output_dir: Path, resolved: dict[str, Any]) -> dict[str, Any] | None:
@@ -121,6 +135,7 @@ def run_claimed(
     job: dict[str, Any],
     trained: TrainResult | None = None,
     claim: job_claim.Claim | None = None,
+    resume_checked: bool = False,
 ) -> dict[str, Any]:
     """run_job once the job holds its folder (job_claim). In a sweep, a job whose folder another
     live process holds is skipped with a warning, writes nothing, and returns status "skipped":
@@ -136,21 +151,28 @@ def run_claimed(
     if claim.note:
         log.warning(claim.note)
     try:
-        return run_job(config, resolved, job, trained)
+        return run_job(config, resolved, job, trained, resume_checked)
     finally:
         claim.release()
 
 
-def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], trained: TrainResult | None = None):
+def run_job(
+    config: Config,
+    resolved: dict[str, Any],
+    job: dict[str, Any],
+    trained: TrainResult | None = None,
+    resume_checked: bool = False,
+):
     """Train the student on teacher data, probe the landscape, write summary.json, history.csv,
     landscape.csv and one W&B run into job["output_dir"]; return the summary.
 
     A diverging run is a result (status "diverged"), not an error. `trained` is this job's result
-    when the batched launcher trained it stacked with others."""
+    when the batched launcher trained it stacked with others; `resume_checked`: the caller has
+    found no finished run of this config in the folder (trainer.resume), as the batched launcher does."""
     output_dir = Path(job["output_dir"])
     if trained is None:
         torch.set_num_threads(config.trainer.threads)
-    if config.trainer.resume and (done := finished_summary(output_dir, resolved)) is not None:
+    if config.trainer.resume and not resume_checked and (done := finished_summary(output_dir, resolved)) is not None:
         log.info(
             "%s already holds a %s run of this config; skipping it (trainer.resume=false reruns)",
             output_dir,
@@ -189,6 +211,9 @@ def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], train
     finished_run = False
     try:
         summary.update(run_experiment(config, output_dir, wandb_run, trained))
+        for key, value in summary.items():  # what the analysis would refuse: a probe's mistake
+            if (expected := entry_error(key, value)) is not None:
+                raise ValueError(f"summary entry {key}={value!r}: {expected} (nesterov_landscape/summary_schema.py)")
         wandb_run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
         wandb_run.finish()
         finished_run = True
@@ -204,6 +229,8 @@ def run_job(config: Config, resolved: dict[str, Any], job: dict[str, Any], train
         except OSError as write_error:  # the disk that failed the job may refuse this too: the log says it
             log.error("could not record the job's failure in summary.json: %s", write_error)
         if not finished_run:
+            # the status in the run's summary too: W&B's own state says "failed" for any non-zero exit
+            wandb_run.summary.update({"status": summary["status"], "error": summary["error"]})
             wandb_run.finish(exit_code=130 if interrupted else 1)
         raise
     log.info(
@@ -236,19 +263,17 @@ def run_experiment(
     """Everything after set-up: training (or the result of training this job in a stack,
     `trained`), history.csv, probes and their files. Returns the summary's results."""
     problem = setup_problem(config)
-    landscape_rows: list[list[float]] = []  # gradient-line probes at checkpoints, then at the end
-    result = train_job(problem, wandb_run, trained, landscape_rows)
+    records = ProbeRecords()  # the probes' rows at checkpoints, then at the end
+    result = train_job(problem, wandb_run, trained, records)
     columns = list(result.history[0])
     write_csv(output_dir / "history.csv", columns, ([r.get(c) for c in columns] for r in result.history))
     out = training_results(problem, result)
     if result.status == "completed":
-        out |= probe_job(problem, result, wandb_run, output_dir, landscape_rows)
+        out |= probe_job(problem, result, wandb_run, output_dir, records)
     return out
 
 
-def train_job(
-    problem: Problem, wandb_run: Any, trained: TrainResult | None, landscape_rows: list[list[float]]
-) -> TrainResult:
+def train_job(problem: Problem, wandb_run: Any, trained: TrainResult | None, records: ProbeRecords) -> TrainResult:
     """Train the job alone, or take its result from its stack (`trained`); either way each history
     row goes to W&B, the log and a progress bar as it comes."""
     config, probes = problem.config, problem.config.probe
@@ -259,8 +284,7 @@ def train_job(
 
     def on_record(row: dict[str, float]) -> None:
         check_parent()
-        if "pl" in probes:
-            row["pl_ratio"] = pl_ratio(row["loss"], row["grad_norm"], probes["pl"].inf_loss)
+        row.update(history_entries(probes, row))
         log_history_row(wandb_run, row)
         bar.update(row["epoch"] - bar.n)
         bar.set_postfix(loss=f"{row['loss']:.3e}", refresh=False)
@@ -268,8 +292,7 @@ def train_job(
             log.info("epoch %d: loss %.3e, grad norm %.3e", row["epoch"], row["loss"], row["grad_norm"])
 
     def on_checkpoint(epoch: int, weights: torch.Tensor) -> None:
-        line = probes["gradient_line"]
-        probe_gradient_line(line, problem.loss_in, weights, problem.dtype, epoch, landscape_rows)
+        probe_checkpoint(probes, Point(weights, epoch, problem.loss_in, problem.dtype, config.seed), records)
 
     if trained is not None:
         log.info("trained in a stack with %d other jobs of the same shape", trained.stacked_with)
@@ -322,33 +345,20 @@ def training_results(problem: Problem, result: TrainResult) -> dict[str, Any]:
         "optimizer_hyperparams": values_used(problem.hyperparams()),
         "steps_per_epoch": problem.schedule().steps_per_epoch,
     }
-    if "pl" in config.probe:
-        out["final_pl_ratio"] = result.history[-1]["pl_ratio"]
+    # the entries probes add to history rows (a probe's `history`), as they ended
+    out |= {f"final_{k}": v for k, v in result.history[-1].items() if k not in ("epoch", "loss", "grad_norm")}
     return out
 
 
 def probe_job(
-    problem: Problem, result: TrainResult, wandb_run: Any, output_dir: Path, landscape_rows: list[list[float]]
+    problem: Problem, result: TrainResult, wandb_run: Any, output_dir: Path, records: ProbeRecords
 ) -> dict[str, Any]:
-    """The selected probes at the final weights (the gradient line may come computed by the stack);
-    their files, W&B tables and summary scalars."""
+    """The selected probes at the final weights (some may come computed by the stack); their
+    files, W&B tables and summary entries."""
     start = time.perf_counter()
-    config, probes, dtype = problem.config, problem.config.probe, problem.dtype
-    loss_in, params = problem.loss_in, result.params
-    out: dict[str, Any] = {}
-    if "gradient_line" in probes:
-        line = probes["gradient_line"]
-        epoch, computed = result.epochs_run, result.gradient_line
-        out |= probe_gradient_line(line, loss_in, params, dtype, epoch, landscape_rows, computed)
-        if landscape_rows:
-            columns = ["epoch", *GRADIENT_LINE_COLUMNS]
-            write_csv(output_dir / "landscape.csv", columns, landscape_rows)
-            log_landscape(wandb_run, columns, landscape_rows)
-    if "random_line" in probes:
-        out |= probe_random_lines(
-            probes["random_line"], loss_in, params, dtype, config.seed, output_dir, out.get("phi_dd_exact_at_0")
-        )
-    if "hessian" in probes:
-        out |= probe_hessian(probes["hessian"], loss_in, params, dtype, config.seed, output_dir)
+    at = Point(result.params, result.epochs_run, problem.loss_in, problem.dtype, problem.config.seed)
+    out = probe_trained(problem.config.probe, at, result.stacked_probes, records)
+    records.write(output_dir)
+    records.log(wandb_run)
     out["probe_seconds"] = time.perf_counter() - start + result.probe_seconds
     return out

@@ -20,9 +20,12 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .probes import PROBES
+from .summary_schema import RESULTS
+
 MANIFEST = ".manifest"
-# What a job writes besides Hydra's files and its W&B run under wandb/.
-RESULT_FILES = ("summary.json", "history.csv", "landscape.csv", "landscape_random.csv", "hessian.csv")
+# What a job writes besides Hydra's files and its W&B run under wandb/: those of every probe included.
+RESULT_FILES = ("summary.json", "history.csv", *(name for probe in PROBES.values() for name in probe.files))
 # What Hydra (or the batched launcher, in its place) writes for a job before the job's code runs.
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")
 WANDB_DIR = "wandb"
@@ -139,8 +142,22 @@ def read_summary(folder: Path) -> dict[str, Any] | None:
     return summary if isinstance(summary, dict) else None
 
 
+# summary.json's inode, modification time and size: write_json replaces it whole, so an equal stamp
+# means nothing wrote it in between
+SummaryStamp = tuple[int, int, int]
+
+
+def summary_stamp(folder: Path) -> SummaryStamp | None:
+    """The stamp of the folder's summary.json; None where there is none."""
+    try:
+        stat = (folder / "summary.json").stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
 def finished(summary: dict[str, Any] | None) -> bool:
-    return summary is not None and summary.get("status") in ("completed", "diverged")
+    return summary is not None and summary.get("status") in RESULTS
 
 
 def replaced_result(folder: Path, resolved: Mapping[str, Any]) -> str | None:

@@ -1,125 +1,86 @@
-"""The probes of a job: run each selected probe on the job's loss, write its files, log it to W&B,
-and return its summary scalars. The numerics are in probes.py."""
+"""A job's probes, whichever are selected (nesterov_landscape/probes/): each runs at a Point, and
+what it returns becomes the job's files, W&B tables and summary entries here, alike for all."""
 
-import logging
-import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from . import probes
-from .config import GradientLineConfig, HessianConfig, RandomLineConfig
 from .job_files import write_csv
-from .problem import derive_seed
-from .probes import t_grid
-
-log = logging.getLogger(__name__)
+from .probes import PROBES, Point, ProbeOutput, Table, WandbTable, run_order
+from .wandb_run import log_table
 
 
-def pl_ratio(loss: float, grad_norm: float, inf_loss: float) -> float:
-    """|grad L|^2 / (2 (L - inf L)): bounded below by mu wherever L satisfies a mu-PL inequality."""
-    gap = loss - inf_loss
-    return grad_norm**2 / (2 * gap) if gap > 0 else math.nan
+class ProbeRecords:
+    """The rows the runs of a job's probes add to its files and W&B tables, at checkpoints and at
+    the end; written and logged together once the probes are done (a W&B table logged once, in the
+    run's summary: see wandb_run.line_charts)."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, Table] = {}
+        self.wandb: dict[str, WandbTable] = {}
+
+    def add(self, probe: str, output: ProbeOutput) -> None:
+        undeclared = sorted(set(output.files) - set(PROBES[probe].files))
+        if undeclared:  # the job owns only the files its probes declare (job_files.RESULT_FILES)
+            raise ValueError(f"probe {probe} wrote {undeclared[0]}, which it does not declare in its files")
+        for name, table in output.files.items():
+            extend(self.files, name, table)
+        for table in output.wandb:
+            extend(self.wandb, table.key, table)
+
+    def write(self, folder: Path) -> None:
+        for name, table in self.files.items():
+            if table.rows:
+                write_csv(folder / name, table.columns, table.rows)
+
+    def log(self, wandb_run: Any) -> None:
+        for table in self.wandb.values():
+            if table.rows:
+                log_table(wandb_run, table)
 
 
-def probe_precision(precision: str | None, train_dtype: torch.dtype) -> torch.dtype:
-    return getattr(torch, precision) if precision else train_dtype
+def extend(tables: dict[str, Table], name: str, table: Table) -> None:
+    """tables[name] with table's rows added (a copy of `table` the first time)."""
+    if name in tables:
+        tables[name].rows += table.rows
+    else:
+        tables[name] = replace(table, columns=list(table.columns), rows=list(table.rows))
 
 
-def probe_gradient_line(
-    probe: GradientLineConfig,
-    loss_in,
-    params: torch.Tensor,
-    train_dtype: torch.dtype,
-    epoch: int,
-    landscape_rows: list[list[float]],
-    precomputed: probes.GradientLine | None = None,
-) -> dict[str, Any]:
-    """The gradient-line probe at `params` (after `epoch` epochs), or its `precomputed` result from
-    a batched stack: appends its grid to landscape_rows, returns the summary scalars."""
-    dtype = probe_precision(probe.precision, train_dtype)
-    line = precomputed or probes.gradient_line(
-        loss_in(dtype),
-        params.to(dtype),
-        t_grid(probe.t_min, probe.t_max, probe.t_step),
-        probe.h,
-        probe.inf_phi,
-        probe.mu_cutoff,
-        probe.exact,
-    )
-    out: dict[str, Any] = {"probe_precision": str(dtype).removeprefix("torch.")}
-    if line is None:
-        log.warning("gradient_line probe at epoch %d skipped: the gradient is zero or not finite", epoch)
-        return out | {"probe_status": "skipped: zero or non-finite gradient"}
-    columns = {name: values.cpu().tolist() for name, values in line.columns().items()}
-    landscape_rows.extend([epoch, *row] for row in zip(*columns.values()))
-    return out | {"probe_status": "completed"} | line.scalars(probe.radii)
-
-
-def probe_random_lines(
-    probe: RandomLineConfig,
-    loss_in,
-    params: torch.Tensor,
-    train_dtype: torch.dtype,
-    seed: int,
-    output_dir: Path,
-    gradient_curvature: float | None,
-) -> dict[str, Any]:
-    """phi'' along random unit directions, for contrast with the gradient direction."""
-    dtype = probe_precision(probe.precision, train_dtype)
-    generator = torch.Generator().manual_seed(
-        probe.seed if probe.seed is not None else derive_seed(seed, "random_line")
-    )
-    directions = probes.random_directions(params.numel(), probe.directions, generator, dtype, params.device)
-    lines = probes.random_lines(
-        loss_in(dtype), params.to(dtype), directions, t_grid(probe.t_min, probe.t_max, probe.t_step), probe.h
-    )
-    rows = [
-        [k, *row]
-        for k, line in enumerate(lines)
-        for row in zip(
-            *(
-                v.cpu().tolist()
-                for v in (line.t, line.phi, line.phi_d, line.phi_dd, line.phi_d_exact, line.phi_dd_exact)
-            )
-        )
-    ]
-    write_csv(
-        output_dir / "landscape_random.csv",
-        ["direction", "t", "phi", "phi_d", "phi_dd", "phi_d_exact", "phi_dd_exact"],
-        rows,
-    )
-    curvatures = torch.tensor([line.phi_dd_exact_at_0 for line in lines], dtype=torch.float64)
-    out = {
-        "random_line_precision": str(dtype).removeprefix("torch."),
-        "random_phi_dd_exact_at_0_median": curvatures.median().item(),
-        "random_phi_dd_exact_at_0_min": curvatures.min().item(),
-        "random_phi_dd_exact_at_0_max": curvatures.max().item(),
-    }
-    if gradient_curvature is not None:
-        out["gradient_over_random_curvature"] = gradient_curvature / out["random_phi_dd_exact_at_0_median"]
+def history_entries(selected: dict[str, Any], row: dict[str, float]) -> dict[str, float]:
+    """What the selected probes add to a history row."""
+    out: dict[str, float] = {}
+    for name, config in selected.items():
+        if PROBES[name].history is not None:
+            out |= PROBES[name].history(config, row)
     return out
 
 
-def probe_hessian(
-    probe: HessianConfig, loss_in, params: torch.Tensor, train_dtype: torch.dtype, seed: int, output_dir: Path
+def probe(name: str, config: Any, at: Point, records: ProbeRecords) -> ProbeOutput:
+    """One probe at `at`, its output added to `records`."""
+    output = PROBES[name].run(config, at)
+    records.add(name, output)
+    return output
+
+
+def probe_checkpoint(selected: dict[str, Any], at: Point, records: ProbeRecords) -> None:
+    """The probes due at a checkpoint during training (their `every`); their summary entries are the end's."""
+    due = [name for name, config in selected.items() if (every := PROBES[name].every(config)) and at.epoch % every == 0]
+    for name in run_order(due):
+        probe(name, selected[name], at, records)
+
+
+def probe_trained(
+    selected: dict[str, Any], at: Point, stacked: dict[str, Any], records: ProbeRecords
 ) -> dict[str, Any]:
-    dtype = probe_precision(probe.precision, train_dtype)
-    loss = loss_in(dtype)
-    weights = params.to(dtype)
-    generator = torch.Generator().manual_seed(probe.seed if probe.seed is not None else derive_seed(seed, "hessian"))
-    spectrum = probes.hessian_spectrum(loss, weights, probe.top_k, probe.lanczos_steps, probe.trace_samples, generator)
-    write_csv(output_dir / "hessian.csv", ["rank", "eigenvalue"], enumerate(spectrum.top_eigenvalues, start=1))
-    grad = probes.gradient_at(loss, weights)
-    gradient_curvature = probes.directional_curvature(loss, weights, grad / grad.norm())
-    out = {
-        "hessian_precision": str(dtype).removeprefix("torch."),
-        "hessian_lanczos_steps": spectrum.lanczos_steps,
-        "hessian_trace": spectrum.trace,
-        "hessian_trace_std_error": spectrum.trace_std_error,
-        "hessian_lambda_max": spectrum.top_eigenvalues[0],
-        "phi_dd_over_lambda_max": gradient_curvature / spectrum.top_eigenvalues[0],
-    }
-    out |= {f"hessian_eig_{i}": value for i, value in enumerate(spectrum.top_eigenvalues, start=1)}
+    """The selected probes at the trained weights (`stacked`: those its stack computed); their
+    summary entries. Each probe sees the summary entries and W&B tables of those run before it."""
+    out: dict[str, Any] = {}
+    tables: list[WandbTable] = []
+    for name in run_order(list(selected)):
+        if PROBES[name].run is not None:
+            here = replace(at, summary=dict(out), wandb=list(tables), stacked=stacked.get(name))
+            output = probe(name, selected[name], here, records)
+            out |= output.summary
+            tables += output.wandb
     return out

@@ -1,11 +1,11 @@
-"""Limits a job is checked against before any work: probe grid sizes, the memory its arrays will
-take, the cores its threads may use.
+"""Limits a job is checked against before any work: the memory its arrays will take, the cores its
+threads may use.
 
-The memory estimate follows what the code allocates (see probes.py and job_probes.py): the data,
-the weights and optimizer state, the activations of one forward and backward pass, the history
-rows, and each probe's batched evaluations and results. It counts the job's own arrays, not the
+The memory estimate follows what the code allocates: the data, the weights and optimizer state,
+the activations of one forward and backward pass, the history rows, and each probe's arrays (its
+module's `memory`, nesterov_landscape/probes/). It counts the job's own arrays, not the
 interpreter, torch and W&B (about 300 MB per process). It was checked against the peak resident
-memory of real jobs (README, "Faults and limits"); it errs on the high side.
+memory of real jobs (docs/faults.md, "The memory estimate"); it errs on the high side.
 """
 
 import math
@@ -13,19 +13,13 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .mlp_shape import MLPShape
+from .numerics.mlp_shape import MLPShape
+from .probes import PROBES
 
 GB = 1e9
-# Rows of weight vectors line_profiles evaluates per call (probes.line_profiles' `rows`).
-PROBE_ROWS = 32
 # Python objects per record, measured with tracemalloc (a dict of 3 floats is 272 bytes) plus
 # its share of the CSV text written at the end.
 HISTORY_ROW_BYTES = 400
-# A gradient-line grid point kept for landscape.csv (a list of 9 floats, ~420 bytes, and its CSV
-# text), plus, at each checkpoint, the column lists and the W&B table built from them.
-LINE_POINT_BYTES = 800
-LINE_CHECKPOINT_POINT_BYTES = 1000
-RANDOM_POINT_BYTES = 800  # a landscape_random.csv row: a list of 7 floats and its CSV text
 # Saved activations per unit of one forward pass: autograd keeps each layer's output and its
 # activation, its backward adds a gradient of each; a second derivative (the probes'
 # autograd in t, Hessian-vector products) keeps the first backward's graph too.
@@ -41,37 +35,45 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def grid_points(t_min: float, t_max: float, t_step: float) -> float:
-    """How many multiples of t_step lie in [t_min, t_max] (probes.t_grid), as a float: inf when
-    the count itself overflows, so a huge grid is refused rather than crashing the count."""
-    low, high = t_min / t_step, t_max / t_step
-    if not (math.isfinite(low) and math.isfinite(high)) or high - low > 1e15:
-        return math.inf
-    return float(max(0, math.floor(high + 1e-9) - math.ceil(low - 1e-9) + 1))
-
-
 @dataclass
 class Part:
     name: str  # what allocates it, naming the keys that size it
     bytes: float
 
 
-def _bytes_per_value(precision: str | None, default: str) -> int:
-    return 8 if (precision or default) == "float64" else 4
+@dataclass(frozen=True)
+class JobSize:
+    """What sizes a job's arrays, as the probes' memory estimates see it."""
+
+    shape: MLPShape
+    n_points: int
+    epochs: int
+    precision: str  # trainer.precision
+
+    def bytes_per_value(self, precision: str | None) -> int:
+        """Of a probe's precision (null: the training precision)."""
+        return 8 if (precision or self.precision) == "float64" else 4
+
+    def activations(self) -> float:
+        """Values one forward pass keeps per weight vector: each layer's output on every point."""
+        return self.n_points * (self.shape.width * self.shape.depth + self.shape.output_dim)
+
+    def probe_activations(self, weight_vectors: float, precision: str | None) -> float:
+        """Bytes of the activations a probe's second derivatives keep for `weight_vectors` networks."""
+        return PROBE_ACTIVATION_COPIES * self.bytes_per_value(precision) * weight_vectors * self.activations()
 
 
-def _activations(shape: MLPShape, points: float) -> float:
-    """Values one forward pass keeps per weight vector: each layer's output on every point."""
-    return points * (shape.width * shape.depth + shape.output_dim)
+def job_size(config: Any) -> JobSize:
+    """Of a validated Config."""
+    d, m, trainer = config.data, config.model, config.trainer
+    return JobSize(MLPShape(d.input_dim, m.width, m.depth, m.bias), d.n_points, trainer.epochs, trainer.precision)
 
 
 def memory_parts(config: Any) -> list[Part]:
     """The job's arrays by what allocates them, in bytes. `config` is a validated Config."""
-    d, m, trainer = config.data, config.model, config.trainer
-    shape = MLPShape(d.input_dim, m.width, m.depth, m.bias)
-    n_params = shape.n_params
-    b = _bytes_per_value(trainer.precision, "float32")
-    n = d.n_points
+    d, trainer, job = config.data, config.trainer, job_size(config)
+    n_params, n = job.shape.n_params, d.n_points
+    b = job.bytes_per_value(None)
     teacher = MLPShape(d.input_dim, d.teacher_width, d.teacher_depth)
     parts = [
         # x, y in float64, a copy in the training precision per loss function (training and
@@ -82,7 +84,7 @@ def memory_parts(config: Any) -> list[Part]:
         Part("the weights (model.width, model.depth)", n_params * (8 + 12 * b)),
         Part(
             "training's activations (model.width x model.depth x data.n_points)",
-            TRAIN_ACTIVATION_COPIES * b * _activations(shape, n),
+            TRAIN_ACTIVATION_COPIES * b * job.activations(),
         ),
         Part(
             "the history (trainer.epochs / trainer.log_every rows)",
@@ -90,43 +92,7 @@ def memory_parts(config: Any) -> list[Part]:
         ),
     ]
     for name, probe in config.probe.items():
-        pb = _bytes_per_value(getattr(probe, "precision", None), trainer.precision)
-        if name in ("gradient_line", "random_line"):
-            points = grid_points(probe.t_min, probe.t_max, probe.t_step)
-            lines = getattr(probe, "directions", 1)
-            rows = lines * max(1, PROBE_ROWS // lines)  # weight vectors per batched call
-            # each batched call's weights (w + t d: a product and a sum; the derivatives in t add
-            # about as many), its activations, and directional_curvatures' Hessian-vector product
-            # of all lines at once
-            evaluations = (rows * 5 + lines * 4) * n_params * pb + PROBE_ACTIVATION_COPIES * pb * (
-                rows + lines
-            ) * _activations(shape, n)
-            grid = points * (40 + 24 * pb * lines)  # the t grid and the profiles' tensors
-            if name == "gradient_line":
-                checkpoints = trainer.epochs // probe.every + 1 if probe.every else 1
-                results = grid + points * (LINE_POINT_BYTES * checkpoints + LINE_CHECKPOINT_POINT_BYTES)
-                what = f"{points:,.0f} points (t_min, t_max, t_step)" + (
-                    f" at {checkpoints:,} checkpoints (every)" if probe.every else ""
-                )
-            else:
-                results = grid + points * lines * RANDOM_POINT_BYTES
-                evaluations += lines * n_params * (8 + pb)  # the directions
-                what = f"{lines:,} directions x {points:,.0f} points (directions, t_min, t_max, t_step)"
-            sizes = "model.width, model.depth, data.n_points"
-            parts.append(Part(f"probe.{name}'s evaluations ({rows} weight vectors at a time; {sizes})", evaluations))
-            parts.append(Part(f"probe.{name}'s grid of {what}", results))
-        elif name == "hessian":
-            steps = min(probe.lanczos_steps, n_params)
-            # the Lanczos basis and its stacked copy; Rademacher vectors drawn as int64, shifted,
-            # then cast; one gradient graph kept for every Hessian-vector product
-            parts.append(
-                Part(
-                    "probe.hessian (lanczos_steps, trace_samples x weights)",
-                    2 * steps * n_params * pb
-                    + probe.trace_samples * n_params * (16 + pb)
-                    + PROBE_ACTIVATION_COPIES * pb * _activations(shape, n),
-                )
-            )
+        parts += [Part(what, size) for what, size in PROBES[name].memory(probe, job).items()]
     return parts
 
 

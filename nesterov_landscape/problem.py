@@ -4,18 +4,17 @@ exactly the same numbers."""
 
 import math
 import time
-import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from .config import Config
-from .data import TeacherData, make_teacher_data
-from .mlp import MLPShape, forward, init_params
-from .optimizers import OPTIMIZERS, Optimizer
-from .training import (
+from .numerics.data import TeacherData, make_teacher_data
+from .numerics.mlp import MLPShape, forward, init_params
+from .numerics.optimizers import OPTIMIZERS, Optimizer
+from .numerics.seeds import derive_seed
+from .numerics.training import (
     Schedule,
     TrainResult,
     mean_squared_error,
@@ -24,11 +23,7 @@ from .training import (
     value_and_grad,
     with_gradient_noise,
 )
-
-
-def derive_seed(seed: int, stream: str) -> int:
-    """Independent seeds for the data, the student, noise, ... from one top-level seed."""
-    return int(np.random.SeedSequence([seed, zlib.crc32(stream.encode())]).generate_state(1)[0])
+from .probes import checkpoint_every
 
 
 def resolve_device(device: str) -> torch.device:
@@ -61,13 +56,13 @@ class Problem:
         return lambda w: network_loss(self.config, self.shape, w, x, y)
 
     def schedule(self) -> Schedule:
-        d, trainer, line = self.config.data, self.config.trainer, self.config.probe.get("gradient_line")
+        d, trainer = self.config.data, self.config.trainer
         minibatches = d.batch_size is not None and d.batch_size < d.n_points
         return Schedule(
             trainer.epochs,
             trainer.log_every,
             math.ceil(d.n_points / d.batch_size) if minibatches else 1,
-            line.every if line else 0,
+            checkpoint_every(self.config.probe),
         )
 
 

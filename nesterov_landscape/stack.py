@@ -9,10 +9,12 @@ from typing import Any
 
 import torch
 
-from . import limits, probes, training
+from . import limits
 from .config import Config
+from .numerics import training
+from .numerics.training import TrainResult
+from .probes import PROBES, checkpoint_every
 from .problem import network_loss, setup_problem
-from .training import TrainResult
 
 
 def stack_signature(config: Config) -> str | None:
@@ -20,11 +22,10 @@ def stack_signature(config: Config) -> str | None:
     (mini-batches, gradient noise or probes during training draw per-run randomness each step).
     Inside a stack, runs may differ in their seeds, label noise and optimizer scalars, in what
     they log and probe, and in trainer.resume and trainer.max_memory_gb; nothing else."""
-    line = config.probe.get("gradient_line")
     if (
         config.data.batch_size not in (None, config.data.n_points)
         or config.trainer.noise != "none"
-        or (line is not None and line.every)
+        or checkpoint_every(config.probe)
     ):
         return None
     fixed = dataclasses.asdict(config)
@@ -72,12 +73,12 @@ def fast_activation(config: Config) -> bool:
 
 def train_jobs(configs: list[Config]) -> list[TrainResult]:
     """Train jobs with equal stack signatures as one computation; each gets the TrainResult its
-    own job would compute (up to floating-point reassociation in the batched matmuls). When all
-    share one gradient_line probe in the training precision, it runs stacked too, on the completed runs.
+    own job would compute (up to floating-point reassociation in the batched matmuls). A probe that
+    can run for a whole stack at once runs so too (probe_stacked).
 
     A stack of one trains beside a copy of itself (where memory allows two runs, as it then does in
     any stack of its signature): MKL computes a lone (1 x n)(n x width) product, the output layer's
-    weight gradient, with another kernel than a batch of them, and the last bits that differ would
+    weight gradient, with another kernel than a stack of them, and the last bits that differ would
     make a job's numbers depend on how its sweep was split into stacks. The copy's time is the job's."""
     if len(configs) == 1 and runs_within_memory(configs[0]) > 1:
         result, copy = train_jobs(configs * 2)
@@ -109,22 +110,27 @@ def train_jobs(configs: list[Config]) -> list[TrainResult]:
     )
     for result in results:
         result.activation = "rational_tanh" if fast else config.model.activation
-    line = config.probe.get("gradient_line")
     completed = [i for i, r in enumerate(results) if r.status == "completed"]
-    same_probe = all(c.probe.get("gradient_line") == line for c in configs)
-    if line is not None and same_probe and line.precision in (None, config.trainer.precision) and completed:
-        start = time.perf_counter()
-        index = torch.tensor(completed, device=device)
-        lines = probes.gradient_lines(
-            lambda runs, w: loss_rows(index[runs], w),
-            torch.stack([results[i].params for i in completed]),
-            probes.t_grid(line.t_min, line.t_max, line.t_step),
-            line.h,
-            line.inf_phi,
-            line.mu_cutoff,
-            line.exact,
-        )
-        share = (time.perf_counter() - start) / len(completed)
-        for i, gradient_line in zip(completed, lines):
-            results[i].gradient_line, results[i].probe_seconds = gradient_line, share
+    if completed:
+        probe_stacked(configs, [results[i] for i in completed], loss_rows, torch.tensor(completed, device=device))
     return results
+
+
+def probe_stacked(configs: list[Config], completed: list[TrainResult], loss_rows, index: torch.Tensor) -> None:
+    """The probes that can run for the whole stack at once (a module's `stacked`) on its completed
+    runs, where every job of the stack configures them alike; each run gets its result and its share
+    of the time."""
+    for name, probe in configs[0].probe.items():
+        stacked = PROBES[name].stacked
+        if stacked is None or any(c.probe.get(name) != probe for c in configs):
+            continue
+        start = time.perf_counter()
+        computed = stacked(
+            probe, lambda runs, w: loss_rows(index[runs], w), torch.stack([result.params for result in completed])
+        )
+        if computed is None:
+            continue
+        share = (time.perf_counter() - start) / len(completed)
+        for result, value in zip(completed, computed):
+            result.stacked_probes[name] = value
+            result.probe_seconds += share

@@ -117,10 +117,10 @@ def group_name(sweep_dir: str) -> str:
 def define_metrics(run: Any) -> None:
     """W&B's step is the epoch: every training row is logged at step=epoch (log_history_row), so the
     x axis of train/* is the epoch without an `epoch` series, which leet would draw as a chart of its
-    own (it ignores define_metric's hidden). The summary keeps the loss's (and the PL ratio's)
-    minimum beside its last value: the last is not finite for a diverged run."""
-    for key in ("train/loss", "train/pl_ratio"):
-        run.define_metric(key, summary="min,last")
+    own (it ignores define_metric's hidden). The summary keeps each series' minimum beside its last
+    value (the loss, the gradient norm, what probes add such as the PL ratio): the last is not
+    finite for a diverged run."""
+    run.define_metric("train/*", summary="min,last")
 
 
 def log_history_row(run: Any, row: dict[str, float]) -> None:
@@ -131,28 +131,24 @@ def log_history_row(run: Any, row: dict[str, float]) -> None:
         run.log({f"train/{k}": v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
 
 
-# The landscape's line charts: the column plotted against t, and its title.
-LANDSCAPE_CHARTS = {
-    "phi": "phi(t) = L(w + t g)",
-    "phi_dd": "phi''(t), central differences",
-    "mu": "strong-aiming mu(t)",
-}
-
-
-def log_landscape(run: Any, columns: list[str], rows: list[list[float]]) -> None:
-    """landscape.csv (the gradient-line probe's grid at every checkpoint, by `epoch`) as one table of
-    epoch, t and the charted columns, with line charts of phi, phi'' and mu against t, one line per
-    checkpoint (landscape.csv has every point; W&B's table may keep every k-th, see line_charts)."""
-    logged = [columns.index(name) for name in ("epoch", "t", *LANDSCAPE_CHARTS)]
-    checkpoints: dict[float, list[list[float]]] = {}
-    for row in rows:
-        checkpoints.setdefault(row[logged[0]], []).append([row[i] for i in logged])
-    names = [columns[i] for i in logged]
-    line_charts(run, "landscape", names, list(checkpoints.values()), "t", LANDSCAPE_CHARTS, stroke="epoch")
+def log_table(run: Any, table: Any) -> None:
+    """A probe's WandbTable (nesterov_landscape/probes/) as a W&B table with its line charts, one
+    line per value of its `line` column (see line_charts)."""
+    lines: dict[Any, list[list]] = {}
+    at = table.columns.index(table.line) if table.line else None
+    for row in table.rows:
+        lines.setdefault(None if at is None else row[at], []).append(list(row))
+    line_charts(run, table.key, table.columns, list(lines.values()), table.x, table.plots, table.line)
 
 
 def line_charts(
-    run: Any, prefix: str, columns: list[str], lines: list[list[list]], x: str, charts: dict[str, str], stroke: str
+    run: Any,
+    prefix: str,
+    columns: list[str],
+    lines: list[list[list]],
+    x: str,
+    charts: dict[str, str],
+    stroke: str | None,
 ) -> None:
     """The rows of `lines` (each the rows of one line: a checkpoint's grid, a run's loss curve) as
     table <prefix>/table and, for each column y of `charts`, a line chart <prefix>/<y> of y against

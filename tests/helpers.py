@@ -13,9 +13,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from nesterov_landscape.config import Config, register_configs, validate
-from nesterov_landscape.mlp import MLPShape
+from nesterov_landscape.numerics.mlp import MLPShape
 from nesterov_landscape.problem import setup_problem, train_alone
-from nesterov_landscape.training import TrainResult
+from nesterov_landscape.numerics.training import TrainResult
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -87,13 +87,18 @@ def as_module(shape: MLPShape, activation: str, params: torch.Tensor) -> torch.n
 
 
 def run_cli(
-    *args: str, cwd: Path, timeout: float = 300, env: dict | None = None, **popen
+    *args: str,
+    cwd: Path,
+    timeout: float = 300,
+    env: dict | None = None,
+    prefix: tuple[str, ...] = (),
+    **popen,
 ) -> subprocess.CompletedProcess:
-    """`python -m nesterov_landscape ARGS` as a user runs it; `popen`: more of subprocess.run's
-    arguments (say user= and group= for another user)."""
+    """`python -m nesterov_landscape ARGS` as a user runs it, after `prefix` (a command that runs it);
+    `popen`: more of subprocess.run's arguments (say user= and group= for another user)."""
     full_env = {**os.environ, "WANDB_SILENT": "true", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "nesterov_landscape", *args],
+        [*prefix, sys.executable, "-m", "nesterov_landscape", *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,

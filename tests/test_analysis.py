@@ -1,5 +1,6 @@
 """multirun_analysis on a hand-built sweep (exact expected numbers) and on a real small multirun."""
 
+import json
 import math
 import struct
 import subprocess
@@ -13,10 +14,11 @@ from matplotlib.collections import LineCollection
 from multirun_analysis.__main__ import main
 from multirun_analysis.load import load_sweeps
 from multirun_analysis.report import write_report
+from multirun_analysis.shares import landscape_radius
 
 from .figure_capture import captured_figures
 from .helpers import ROOT, TINY, run_analysis, run_cli
-from multirun_analysis.synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
+from .synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
 
 
 # every table and figure of a sweep whose model.width varies
@@ -174,7 +176,7 @@ def test_a_running_sweep_over_config_groups(tmp_path):
         )
     write_report(load_sweeps([sweep]), tmp_path / "out")
     summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("optimizer.name")
-    assert list(summary.columns[:5]) == ["runs", "completed", "diverged", "failed", "missing"]
+    assert list(summary.columns[:6]) == ["runs", "completed", "diverged", "failed", "interrupted", "missing"]
     assert list(summary.loc["adam", ["runs", "completed", "missing"]]) == [2, 1, 1]
     assert list(summary.loc["nag", ["runs", "completed", "missing"]]) == [2, 2, 0]
     assert "duplicate" not in (tmp_path / "out" / "problems.txt").read_text()
@@ -225,9 +227,12 @@ def test_figures_show_the_sweeps_data(tmp_path):
 
     # loss curves: one line per group, the median over seeds, a band from min to max
     (ax,) = by_title["Training loss"].axes
-    assert (ax.get_xlabel(), ax.get_yscale()) == ("epoch (full-batch steps)", "log")
+    assert (ax.get_xlabel(), ax.get_yscale()) == ("epoch (one pass over the data)", "log")
     assert "median over seeds" in ax.get_ylabel()
     assert sorted(line.get_label() for line in ax.lines) == sorted(label(w, m) for w, m in groups)
+    legend = ax.get_legend()  # the keys once, in the title, and each line's values
+    assert legend.get_title().get_text() == "model.width\noptimizer.momentum"
+    assert [t.get_text() for t in legend.get_texts()] == [f"{w}, {m}" for w, m in groups]
     epochs = np.arange(0, 1001, 10)
     rate = [1 / (100 + 50 * s**2) for s in (0, 1, 2)]
     for line in ax.lines:
@@ -265,7 +270,9 @@ def test_figures_show_the_sweeps_data(tmp_path):
     (ax,) = by_title["Final loss against optimizer.momentum"].axes
     assert (ax.get_xlabel(), ax.get_yscale()) == ("optimizer.momentum", "log")
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.9", "0.99"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["model.width=8", "model.width=16"]
+    legend = ax.get_legend()
+    assert legend.get_title().get_text() == "model.width"
+    assert [t.get_text() for t in legend.get_texts()] == ["8", "16"]
     points = [line for line in ax.lines if line.get_marker() == "o" and len(line.get_xdata())]
     bars = [line for line in ax.lines if line.get_marker() in (None, "None", "") and len(line.get_xdata()) == 2]
     final = {key: 10.0 ** -(8 + key[2] ** 2 + (key[0] == 16) + 2 * (key[1] == 0.99)) for key in jobs}
@@ -303,3 +310,38 @@ def test_the_published_range_includes_both_bounds(tmp_path):
     (shares,) = pd.read_csv(sweep / "analysis" / "shares.csv").to_dict("records")
     assert (shares["loss_in_published_k"], shares["loss_in_published_n"]) == (2, 4)
     assert (shares["loss_le_1e-9_k"], shares["loss_le_1e-9_n"]) == (3, 4)
+
+
+def test_the_landscape_radius_is_the_one_most_runs_list():
+    """Read from the configs (flattened lists, as load.flatten leaves them): the radius most runs
+    list, the smallest on a tie; a run without a gradient line lists none."""
+    radii = "probe.gradient_line.radii"
+    runs = pd.DataFrame({radii: ["[0.1, 0.5]", "[0.5, 1.0]", None, "[0.5]"]})
+    assert landscape_radius(runs) == 0.5
+    assert landscape_radius(pd.DataFrame({radii: ["[1.0, 0.1]", "[0.1, 1.0]"]})) == 0.1
+    assert landscape_radius(pd.DataFrame({"seed": [0]})) is None
+
+
+@pytest.mark.slow
+def test_the_shares_follow_the_radii_the_jobs_probed(tmp_path):
+    """probe.gradient_line.radii without 0.1: the landscape shares are over |t| <= 0.5, the smallest
+    radius the jobs probed, counted from their summaries; nothing is looked up at 0.1."""
+    sweep = tmp_path / "sweep"
+    args = [*TINY, "trainer.precision=float64", "probe.gradient_line.radii=[0.5,1.0]", "seed=0,1,2"]
+    result = run_cli(*args, f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summaries = [json.loads((sweep / str(n) / "summary.json").read_text()) for n in range(3)]
+    assert all("phi_dd_min_0p5" in s and "phi_dd_min_0p1" not in s for s in summaries)
+    result = run_analysis(str(sweep), "--wandb-mode", "disabled", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = sweep / "analysis"
+    (shares,) = pd.read_csv(out / "shares.csv").to_dict("records")
+    for outcome, metric in (("phi_dd_pos_0p5", "phi_dd_min_0p5"), ("mu_pos_0p5", "mu_min_0p5")):
+        values = [s[metric] for s in summaries if s[metric] is not None]
+        assert (shares[f"{outcome}_k"], shares[f"{outcome}_n"]) == (sum(v > 0 for v in values), len(values))
+    assert not [c for c in shares if "0p1" in c]
+    (summary,) = pd.read_csv(out / "summary.csv").to_dict("records")
+    positive = [s["phi_dd_min_0p5"] > 0 for s in summaries]
+    assert summary["frac_phi_dd_pos_0p5"] == pytest.approx(sum(positive) / 3)
+    assert summary["mu_min_1_median"] == pytest.approx(float(np.median([s["mu_min_1"] for s in summaries])))
+    assert "phi'' > 0 on |t| <= 0.5" in (out / "report.md").read_text().replace("\\|", "|")  # markdown escapes |

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from nesterov_landscape.stack import stack_signature, train_jobs
-from nesterov_landscape.probes import gradient_line, t_grid
+from nesterov_landscape.numerics.lines import gradient_line, t_grid
+from nesterov_landscape.probes.gradient_line import columns
 from nesterov_landscape.problem import setup_problem
 
 from .helpers import TINY, alone, configs, run_cli
@@ -112,15 +113,15 @@ def test_stacked_probe_equals_the_probe_of_each_run():
     grid = "probe.gradient_line.t_step=0.25 trainer.epochs=200".split()
     jobs = configs(["seed=0", *grid], ["seed=1", *grid], ["seed=2", "optimizer.lr=10", *grid])
     results = train_jobs(jobs)
-    assert results[2].status == "diverged" and results[2].gradient_line is None
+    assert results[2].status == "diverged" and not results[2].stacked_probes
     for result, config in zip(results[:2], jobs[:2]):
         problem, line = setup_problem(config), config.probe["gradient_line"]
         grid_t = t_grid(line.t_min, line.t_max, line.t_step)
         alone = gradient_line(
             problem.loss_in(problem.dtype), result.params, grid_t, line.h, line.inf_phi, line.mu_cutoff, line.exact
         )
-        for name, values in result.gradient_line.columns().items():
-            torch.testing.assert_close(values, alone.columns()[name], rtol=1e-9, atol=1e-12, equal_nan=True)
+        for name, values in columns(result.stacked_probes["gradient_line"]).items():
+            torch.testing.assert_close(values, columns(alone)[name], rtol=1e-9, atol=1e-12, equal_nan=True)
 
 
 @pytest.mark.slow

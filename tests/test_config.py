@@ -1,5 +1,7 @@
 """Composition of every config option and preset, and the one-line errors for bad values."""
 
+import pickle
+
 import pytest
 import torch
 from nesterov_landscape.config import ConfigError, validate
@@ -18,6 +20,9 @@ def test_every_group_option_composes_and_validates(group, option):
         assert list(config.probe) == ([] if option == "none" else [option])
     elif group in ("model", "data", "optimizer", "logger"):
         assert getattr(config, group).name == option
+    # as the batched launcher sends it to a worker process: the same values, of the same classes
+    copy = pickle.loads(pickle.dumps(config))
+    assert copy == config and type(copy.optimizer) is type(config.optimizer)
 
 
 def test_several_probes_in_one_job():
@@ -67,7 +72,7 @@ INVALID = [
     ("+model.foo=1", "model.foo", "depth, width"),
     ("+optimizer.momentun=0.9", "optimizer.momentun", "lr, momentum"),
     ("probe.gradient_line.t_min=2", "probe.gradient_line", "t_min=2.0 must be < t_max"),
-    ("+probe.nope.x=1", "probe nope", "gradient_line, random_line, hessian, pl"),
+    ("+probe.nope.x=1", "probe nope", "gradient_line, hessian, pl, random_line"),
     ("data.batch_size=1000", "data.batch_size", "at most data.n_points"),
     ("trainer.noise=additive", "trainer.noise", "sigma > 0"),
     ("optimizer=nag_scheme optimizer.mu=0.1", "optimizer", "exactly one of rho and mu"),

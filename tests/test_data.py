@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from nesterov_landscape.data import make_teacher_data
-from nesterov_landscape.mlp import MLPShape, forward, init_params
+from nesterov_landscape.numerics.data import make_teacher_data
+from nesterov_landscape.numerics.mlp import MLPShape, forward, init_params
 
 TEACHER = MLPShape(input_dim=12, width=20, depth=7)
 

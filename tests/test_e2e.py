@@ -35,7 +35,7 @@ def wandb_history(job_dir):
 
 def test_multirun_of_two_seeds(tmp_path):
     """The sweep folder as Hydra makes it by default (relative to the working directory): the jobs' W&B
-    runs share the group named after it, multirun_2026-11-26_10-00-00 (README), and each run is named by
+    runs share the group named after it, multirun_2026-11-26_10-00-00 (docs/wandb.md), and each run is named by
     its job's overrides (sorted, as Hydra's override_dirname; hydra.sweep.dir left out)."""
     sweep = tmp_path / "multirun" / "2026-11-26" / "10-00-00"
     result = run_cli(*TINY, "seed=0,1", "hydra.sweep.dir=multirun/2026-11-26/10-00-00", "--multirun", cwd=tmp_path)

@@ -2,7 +2,6 @@
 nesterov_landscape` and `python -m multirun_analysis` as subprocesses, real signals, real W&B
 offline runs, processes started together. Nothing may be lost, mixed or duplicated."""
 
-import ctypes
 import json
 import os
 import shutil
@@ -21,10 +20,9 @@ from nesterov_landscape import job_claim
 from nesterov_landscape.config import ConfigError, validate
 
 from .helpers import ROOT, TINY, compose_config, run_analysis, run_cli
-from multirun_analysis.synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
+from .synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
 
 ENV = {**os.environ, "WANDB_SILENT": "true"}
-CLONE_NEWUSER = 0x10000000  # <sched.h>
 # A job long enough to be caught training (about 0.5 ms per epoch here); its log has a line at
 # epochs 800, 1600, ... (a tenth of the epochs), the moment the tests strike.
 LONG = [*TINY, "trainer.epochs=8000", "trainer.log_every=100", "probe=none"]
@@ -240,19 +238,13 @@ def test_replacing_another_configs_finished_result_refuses_the_sweep_unless_allo
     assert [summary(sweep / str(n))["seed"] for n in (0, 1)] == [0, 1]
 
 
-def without_root_privileges() -> dict:
-    """run_cli arguments under which file permissions hold. Root passes over them, so a test run by
-    root runs the command in a user namespace of its own: there it still owns root's files, but has
-    no capability to write where their permissions say no."""
-    if os.geteuid() != 0:
-        return {}
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def unprivileged() -> None:
-        if libc.unshare(CLONE_NEWUSER) != 0:
-            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER)")
-
-    return {"preexec_fn": unprivileged}
+def without_root_privileges() -> tuple[str, ...]:
+    """A run_cli prefix under which file permissions hold. Root passes over them, so a test run by
+    root runs the command in a user namespace of its own (`unshare --user`): there it still owns
+    root's files, but has no capability to write where their permissions say no. A command, not a
+    preexec_fn unshare(2): once this process has run a job in-process (W&B's threads), the kernel
+    refuses that call in its forked children with EINVAL."""
+    return ("unshare", "--user", "--") if os.geteuid() == 0 else ()
 
 
 @pytest.mark.guards("foreign files deleted")
@@ -275,8 +267,10 @@ def test_a_sweep_folder_that_cannot_be_written_is_one_line(tmp_path):
         ([f"hydra.sweep.dir={'x' * 300}"], "File name too long"),
         (["--cfg", "job"], "Only one of --run, --multirun, --cfg"),
     ]
-    for args, message in cases:  # one after another: preexec_fn is not for threads
-        result = run_cli(*TINY, "seed=0,1", *args, "--multirun", cwd=tmp_path, timeout=120, **without_root_privileges())
+    for args, message in cases:
+        result = run_cli(
+            *TINY, "seed=0,1", *args, "--multirun", cwd=tmp_path, timeout=120, prefix=without_root_privileges()
+        )
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1, (args, result.stderr)
         assert lines[0].startswith("error: ") and message in lines[0], (args, result.stderr)
@@ -396,6 +390,27 @@ def test_two_identical_sweeps_at_once_run_each_job_once(tmp_path):
     assert a.wait(timeout=300) == 0 and b.wait(timeout=300) == 0
     logs = (tmp_path / "a.log").read_text() + (tmp_path / "b.log").read_text()
     assert logs.count("completed: final loss") == 4  # each job trained by one process only
+    assert_one_finished_run_per_job([sweep / str(n) for n in range(4)])
+
+
+@pytest.mark.slow
+@pytest.mark.guards("duplicated", "mixed")
+def test_two_identical_batched_sweeps_at_once_run_each_job_once(tmp_path):
+    """Both launchers find every job unfinished before either sweep's stacks train. A batched job's
+    summary is read once, by its launcher, so the worker that then claims the job must see that the
+    other sweep wrote it since, and skip it: each job is trained and written by one sweep only."""
+    sweep = tmp_path / "sweep"
+    args = [*TINY, "trainer.epochs=1500", "seed=0,1,2,3", "hydra/launcher=batched", f"hydra.sweep.dir={sweep}"]
+    a = start(*args, "--multirun", cwd=tmp_path, log=tmp_path / "a.log")
+    b = start(*args, "--multirun", cwd=tmp_path, log=tmp_path / "b.log")
+    assert a.wait(timeout=300) == 0 and b.wait(timeout=300) == 0
+    counts = {}  # how each sweep's jobs ended: its closing line, "4 jobs in 5.2 s: 3 completed, 1 skipped"
+    for name in ("a", "b"):
+        (line,) = [line for line in (tmp_path / f"{name}.log").read_text().splitlines() if "4 jobs in " in line]
+        for count in line.split(": ")[-1].split(", "):
+            number, kind = count.split(" ", 1)
+            counts[kind] = counts.get(kind, 0) + int(number)
+    assert counts.get("completed") == 4 and sum(counts.values()) == 8, counts
     assert_one_finished_run_per_job([sweep / str(n) for n in range(4)])
 
 
@@ -566,14 +581,14 @@ def test_analysis_reports_every_bad_file_and_analyses_the_rest(tmp_path):
     assert table["final_loss_min"] == 1e-11 and table["final_loss_max"] == 1e-10  # the good jobs only
 
 
-def test_analysis_interrupted_jobs_count_as_missing(tmp_path):
+def test_analysis_interrupted_jobs_count_as_interrupted(tmp_path):
     sweep = tmp_path / "sweep"
     write_job(sweep / "0", job_config(8, 0), ["seed=0"], {"status": "interrupted", "error": "KeyboardInterrupt"})
     write_job(sweep / "1", job_config(8, 1), ["seed=1"], completed_summary(1e-10, 2.0, 1.0), decaying_history(1 / 100))
     result = run_analysis(str(sweep), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     runs = pd.read_csv(sweep / "analysis" / "runs.csv").set_index("seed")
-    assert runs.loc[0, "status"] == "missing" and runs.loc[1, "status"] == "completed"
+    assert runs.loc[0, "status"] == "interrupted" and runs.loc[1, "status"] == "completed"
 
 
 def test_unstarted_jobs_of_a_sweep_without_folders_are_not_duplicates(tmp_path):
@@ -656,7 +671,7 @@ def test_a_job_folder_left_from_an_earlier_sweep_is_reported_and_left_out(tmp_pa
     (stale,) = [line for line in problems if str(sweep / "2") in line]
     assert stale.startswith(f"stale job folder {sweep / '2'}: ") and "seed=2" in stale
     assert str(sweep / "multirun.yaml") in stale and "left out of the tables" in stale
-    assert "\n2 runs: 2 completed, 0 diverged, 0 failed, 0 missing" in (out / "report.md").read_text()
+    assert "\n2 runs: 2 completed, 0 diverged, 0 failed, 0 interrupted, 0 missing" in (out / "report.md").read_text()
     assert list(pd.read_csv(out / "summary.csv")["runs"]) == [2]
 
 
@@ -718,7 +733,7 @@ def test_jobs_caught_mid_write_feed_no_statistic(tmp_path):
         for loss in (1e-3, 1e-6, 1e-9):
             label = f"epochs_to_{loss:.0e}".replace("e-0", "e-")
             assert table.loc[10, f"{label}_median"] == first_epoch_at(completed, loss)
-        statistics = table.drop(columns=["runs", "completed", "diverged", "failed", "missing"])
+        statistics = table.drop(columns=["runs", "completed", "diverged", "failed", "interrupted", "missing"])
         assert statistics.loc[200000].isna().all(), statistics.loc[200000].dropna()
         runs = pd.read_csv(out / "runs.csv").set_index("job_dir")
         assert runs.filter(like="epochs_to_").loc[str(sweep / "1")].isna().all()

@@ -51,6 +51,9 @@ def test_job_files(tmp_path):
     assert on_disk["config"]["model"]["width"] == 8  # the resolved config, overrides applied
     assert on_disk["precision"] == "float32" and on_disk["probe_precision"] == "float32"
     assert {"torch", "numpy", "python"} <= set(on_disk["versions"])
+    cpu = on_disk["versions"]["cpu"]  # beside the versions: float32 magnitudes depend on the CPU too
+    cpuinfo = Path("/proc/cpuinfo")
+    assert cpu and (not cpuinfo.exists() or cpu in cpuinfo.read_text())
     assert on_disk["train_seconds"] > 0 and on_disk["probe_seconds"] > 0
     assert on_disk["wandb"]["mode"] == "offline"
     history = read_csv(out / "history.csv")

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from nesterov_landscape.choices import ACTIVATION_NAMES
-from nesterov_landscape.mlp import ACTIVATIONS, INITS, MLPShape, forward, init_params
+from nesterov_landscape.numerics.choices import ACTIVATION_NAMES
+from nesterov_landscape.numerics.mlp import ACTIVATIONS, INITS, MLPShape, forward, init_params
 
 from .helpers import as_module
 

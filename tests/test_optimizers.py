@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from nesterov_landscape.optimizers import OPTIMIZERS
+from nesterov_landscape.numerics.optimizers import OPTIMIZERS
 
 A = torch.tensor([1.0, 4.0], dtype=torch.float64)  # f(x) = 1/2 x^T diag(A) x, grad f = A x
 X0 = torch.tensor([1.0, 1.0], dtype=torch.float64)

@@ -265,7 +265,7 @@ def test_online_fallback_happens_once_per_process_and_leaves_no_stray_run(tmp_pa
     env = {"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}
     result = run_cli(
         *E, "seed=0,1,2", "logger.mode=online", "logger.init_timeout=3", "hydra/launcher=batched",
-        "hydra.launcher.n_jobs=1", "hydra.launcher.max_batch=1", f"hydra.sweep.dir={sweep}", "--multirun",
+        "hydra.launcher.n_jobs=1", "hydra.launcher.runs_per_stack=1", f"hydra.sweep.dir={sweep}", "--multirun",
         cwd=tmp_path, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

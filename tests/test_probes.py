@@ -7,19 +7,14 @@ import pytest
 import torch
 import yaml
 
-from nesterov_landscape.config import HessianConfig
-from nesterov_landscape.job_probes import probe_hessian
-from nesterov_landscape.mlp import MLPShape, forward, init_params
-from nesterov_landscape.probes import (
-    directional_curvature,
-    gradient_line,
-    gradient_lines,
-    hessian_spectrum,
-    random_directions,
-    radius_key,
-    random_lines,
-)
-from nesterov_landscape.probes import t_grid
+from nesterov_landscape.job_probes import ProbeRecords
+from nesterov_landscape.numerics.lines import gradient_line, gradient_lines, random_directions, random_lines, t_grid
+from nesterov_landscape.numerics.mlp import MLPShape, forward, init_params
+from nesterov_landscape.numerics.spectrum import directional_curvature, hessian_spectrum
+from nesterov_landscape.probes import Point
+from nesterov_landscape.probes import hessian as hessian_probe
+from nesterov_landscape.probes.gradient_line import columns, summary_entries
+from nesterov_landscape.summary_schema import radius_key
 
 from .helpers import CONF
 
@@ -227,8 +222,8 @@ def test_stacked_gradient_lines_equal_one_at_a_time():
     assert lines[1] is None
     for b in (0, 2):
         alone = gradient_line(quadratic(hessians[b], minimizers[b]), w[b], GRID, 0.01, "zero", 0.01)
-        for name, values in lines[b].columns().items():
-            torch.testing.assert_close(values, alone.columns()[name], rtol=1e-10, atol=1e-10, equal_nan=True)
+        for name, values in columns(lines[b]).items():
+            torch.testing.assert_close(values, columns(alone)[name], rtol=1e-10, atol=1e-10, equal_nan=True)
         assert lines[b].profile.phi_dd_exact_at_0 == pytest.approx(alone.profile.phi_dd_exact_at_0, rel=1e-12)
 
 
@@ -251,7 +246,7 @@ def test_summary_minima_on_a_quadratic(problem):
     radii = [0.03, 0.1, 0.5, 1.0]
     for inf_phi in ("zero", "grid_min"):
         line = gradient_line(quadratic(hessian, minimizer), w, GRID, h=H_STEP, inf_phi=inf_phi, mu_cutoff=0.045)
-        scalars = line.scalars(radii)
+        scalars = summary_entries(line, radii)
         inf = 0.0 if inf_phi == "zero" else min(loss + slope * t + curvature * t * t / 2 for t in grid_values())
         assert scalars["inf_phi"] == pytest.approx(inf, rel=1e-12, abs=1e-15)
         assert scalars["probe_grad_norm"] == pytest.approx(slope, rel=1e-12)
@@ -306,7 +301,7 @@ def test_summary_minima_on_a_quartic_profile():
     ts = grid_values()
     for inf_phi, inf in (("zero", 0.0), ("grid_min", OFFSET)):
         line = gradient_line(loss, w, GRID, h=H_STEP, inf_phi=inf_phi, mu_cutoff=cutoff)
-        scalars = line.scalars(radii)
+        scalars = summary_entries(line, radii)
         assert scalars["inf_phi"] == pytest.approx(inf, abs=1e-15)
         assert scalars["probe_grad_norm"] == pytest.approx(f_d(X0_QUARTIC), rel=1e-12)
         assert scalars["phi_dd_exact_at_0"] == pytest.approx(1 - 3 * X0_QUARTIC**2, rel=1e-12)
@@ -384,7 +379,12 @@ def test_hessian_probe_with_default_lanczos_steps_against_a_dense_hessian(tmp_pa
 
     defaults = yaml.safe_load((CONF / "probe" / "hessian.yaml").read_text())["hessian"]
     assert defaults["lanczos_steps"] == 60 and shape.n_params == 1121
-    out = probe_hessian(HessianConfig(**defaults), loss_in, params, torch.float64, seed=0, output_dir=tmp_path)
+    at = Point(params, epoch=0, loss_in=loss_in, train_dtype=torch.float64, seed=0)
+    output = hessian_probe.run(hessian_probe.HessianConfig(**defaults), at)
+    records = ProbeRecords()
+    records.add("hessian", output)
+    records.write(tmp_path)
+    out = output.summary
     dense = torch.autograd.functional.hessian(loss_in(torch.float64), params)
     eigenvalues = torch.linalg.eigvalsh(dense).flip(0)
     assert out["hessian_lanczos_steps"] == 60

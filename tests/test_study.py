@@ -13,11 +13,11 @@ from multirun_analysis.figures import MU_VIEW_T, final_loss_vs_key, landscape_pa
 from multirun_analysis.load import load_sweeps
 from multirun_analysis.phase import phase_diagram
 from multirun_analysis.report import write_report
-from multirun_analysis.shares import OUTCOMES, share_table
+from multirun_analysis.shares import outcomes_of, share_table
 from multirun_analysis.stats import Z_95, wilson_interval
 from multirun_analysis.tables import add_derived_columns, group_keys
 
-from multirun_analysis.synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
+from .synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
 
 
 def config(width: int, seed: int, depth: int = 2, momentum: float = 0.99, precision: str = "float32") -> dict:
@@ -84,7 +84,7 @@ def test_shares_count_the_right_runs(tmp_path):
         write_job(sweep / str(seed), config(8, seed), [f"seed={seed}"], summary, history)
     loaded = load_sweeps([sweep])
     add_derived_columns(loaded)
-    (row,) = share_table(loaded.runs, ["model.width"]).to_dict("records")
+    (row,) = share_table(loaded.runs, ["model.width"], outcomes_of(loaded.runs)).to_dict("records")
     expected = {"loss_le_1e-9": (3, 5), "loss_in_published": (2, 5), "phi_dd_pos_0p1": (3, 4), "mu_pos_0p1": (3, 4)}
     for name, (k, n) in expected.items():
         assert (row[f"{name}_k"], row[f"{name}_n"], row[name]) == (k, n, k / n), name
@@ -120,7 +120,7 @@ def test_numeric_keys_sort_numerically_in_tables_legends_and_panels(depths_out_o
     assert keys == ["model.depth", "optimizer.momentum"]
     runs = loaded.runs
     legend = [t.get_text() for t in loss_curves(loaded, runs, keys).axes[0].get_legend().get_texts()]
-    assert [label.split(",")[0] for label in legend[::2]] == ["model.depth=2", "model.depth=5", "model.depth=10"]
+    assert [label.split(",")[0] for label in legend[::2]] == ["2", "5", "10"]  # the title names model.depth
     landscape = landscape_panels(loaded, runs, keys)
     titles = [ax.get_title() for ax in landscape.axes if ax.get_title()]
     assert titles[:3] == [
@@ -133,8 +133,8 @@ def test_numeric_keys_sort_numerically_in_tables_legends_and_panels(depths_out_o
     by_momentum = final_loss_vs_key(runs, keys).axes[0]
     assert [t.get_text() for t in by_momentum.get_xticklabels()] == ["0.9", "0.99"]
     hue = [t.get_text() for t in by_momentum.get_legend().get_texts()]
-    assert hue == ["model.depth=2", "model.depth=5", "model.depth=10"]
-    phase = phase_diagram(share_table(runs, keys), keys).axes[0]
+    assert hue == ["2", "5", "10"]
+    phase = phase_diagram(share_table(runs, keys, outcomes_of(runs)), keys, outcomes_of(runs)).axes[0]
     assert [t.get_text() for t in phase.get_yticklabels()] == ["2", "5", "10"]
     write_report(loaded, tmp_path / "out")
     for table in ("summary.csv", "shares.csv", "metrics.csv"):
@@ -193,9 +193,10 @@ def study(tmp_path):
 def test_phase_diagram_cells_are_the_group_shares(study):
     loaded, _ = study
     keys = group_keys(loaded)
-    figure = phase_diagram(share_table(loaded.runs, keys), keys)
+    outcomes = outcomes_of(loaded.runs)
+    figure = phase_diagram(share_table(loaded.runs, keys, outcomes), keys, outcomes)
     panels = [ax for ax in figure.axes if ax.collections and ax.get_xlabel()]
-    assert len(panels) == 2 * len(OUTCOMES)  # rows float32, float64; a column per outcome
+    assert len(outcomes) == 4 and len(panels) == 2 * len(outcomes)  # rows float32, float64; a column per outcome
     reach, published, curvature, aiming = panels[:4]  # float32
     assert [t.get_text() for t in reach.get_yticklabels()] == ["2", "4"]  # rows: depth
     assert [t.get_text() for t in reach.get_xticklabels()] == ["8", "16"]  # columns: width

@@ -136,12 +136,12 @@ def test_a_jobs_result_does_not_depend_on_how_the_sweep_was_split(tmp_path):
     """Issue 17: with 2 workers, seed 2 was a stack of one, trained unstacked, and ended 4e-3 off
     its value in a stack of three after 2,000 float64 epochs; trained as a stack of one it was 2%
     off, and seed 1, second in a stack of three but first in a stack of one, 2% too. One process (a
-    stack of three), two workers (two and one) and max_batch=1 (three of one) now write the same bytes."""
+    stack of three), two workers (two and one) and runs_per_stack=1 (three of one) now write the same bytes."""
     sweep_args = ["seed=0,1,2", "trainer.epochs=2000", "trainer.precision=float64", "probe=none"]  # the paper's model
     splits = {
         "n1": ["hydra.launcher.n_jobs=1"],
         "n2": ["hydra.launcher.n_jobs=2"],
-        "b1": ["hydra.launcher.max_batch=1"],
+        "b1": ["hydra.launcher.runs_per_stack=1"],
     }
     written = {}
     for name, split in splits.items():
@@ -200,7 +200,7 @@ def test_slurm_mode_through_submitits_local_executor(tmp_path):
         "hydra/launcher=batched_slurm",
         "hydra.launcher.cluster=local",
         "hydra.launcher.runs_per_task=2",
-        "hydra.launcher.max_batch=2",
+        "hydra.launcher.runs_per_stack=2",
         f"hydra.sweep.dir={sweep}",
         "--multirun",
     ]
@@ -248,7 +248,7 @@ def test_a_worker_killed_mid_stack_then_the_same_command_finishes_only_the_rest(
         "seed=0,1,2,3,4,5",
         "hydra/launcher=batched",
         "hydra.launcher.n_jobs=2",
-        "hydra.launcher.max_batch=2",
+        "hydra.launcher.runs_per_stack=2",
         f"hydra.sweep.dir={sweep}",
         "--multirun",
     ]
@@ -342,7 +342,7 @@ def test_every_stack_of_a_process_is_compiled(monkeypatch):
 def test_rational_tanh_is_float32_accurate_and_its_gradient_is_tanhs():
     import torch
 
-    from nesterov_landscape.mlp import FAST_ACTIVATIONS, rational_tanh
+    from nesterov_landscape.numerics.mlp import FAST_ACTIVATIONS, rational_tanh
 
     z = torch.cat(
         [torch.logspace(-8, 0.9, 20001, dtype=torch.float64), torch.linspace(7.9, 30, 101, dtype=torch.float64)]
@@ -361,7 +361,8 @@ def test_probe_without_exact_derivatives_and_in_groups_of_lines_gives_the_same_p
 
     import torch
 
-    from nesterov_landscape.probes import gradient_lines, line_profiles, t_grid
+    from nesterov_landscape.numerics.lines import gradient_lines, line_profiles, t_grid
+    from nesterov_landscape.probes.gradient_line import columns
 
     torch.manual_seed(0)
     a = torch.randn(5, 6, dtype=torch.float64)
@@ -376,8 +377,8 @@ def test_probe_without_exact_derivatives_and_in_groups_of_lines_gives_the_same_p
     plain = gradient_lines(loss_rows, w, grid, 0.01, "zero", 0.01, exact=False)
     for e, p in zip(exact, plain):
         for column in ("phi", "phi_d", "phi_dd", "mu"):
-            torch.testing.assert_close(p.columns()[column], e.columns()[column], equal_nan=True)
-        assert all(math.isnan(v) for v in p.columns()["phi_dd_exact"].tolist())
+            torch.testing.assert_close(columns(p)[column], columns(e)[column], equal_nan=True)
+        assert all(math.isnan(v) for v in columns(p)["phi_dd_exact"].tolist())
         assert p.profile.phi_dd_exact_at_0 == pytest.approx(e.profile.phi_dd_exact_at_0)  # the HVP at t = 0 stays
     d = torch.randn(5, 6, dtype=torch.float64)
     grouped, whole = line_profiles(loss_rows, w, d, grid, 0.01, rows=2), line_profiles(loss_rows, w, d, grid, 0.01)
@@ -416,7 +417,8 @@ def test_a_stack_with_different_hyperparameters_per_run_gives_each_run_its_own(o
     nothing about its hyperparameters."""
     import torch
 
-    from nesterov_landscape.probes import gradient_line, t_grid
+    from nesterov_landscape.numerics.lines import gradient_line, t_grid
+    from nesterov_landscape.probes.gradient_line import columns
     from nesterov_landscape.problem import setup_problem
 
     grid = ["probe.gradient_line.t_step=0.25", "trainer.epochs=40", f"optimizer={optimizer}"]
@@ -438,8 +440,8 @@ def test_a_stack_with_different_hyperparameters_per_run_gives_each_run_its_own(o
             line.mu_cutoff,
             line.exact,
         )
-        for name, values in s.gradient_line.columns().items():
-            torch.testing.assert_close(values, probe.columns()[name], rtol=1e-8, atol=1e-12, equal_nan=True)
+        for name, values in columns(s.stacked_probes["gradient_line"]).items():
+            torch.testing.assert_close(values, columns(probe)[name], rtol=1e-8, atol=1e-12, equal_nan=True)
     # the runs really differ: no two final losses agree
     finals = [s.history[-1]["loss"] for s in stacked]
     assert len(set(finals)) == len(finals)
@@ -453,7 +455,7 @@ SPLIT_RUNS = {
     ],
 }
 # The paper's width and points: large enough that MKL, not torch's own loop, multiplies the matrices
-# (a lone output-layer gradient product takes another MKL kernel than a batch of them)
+# (a lone output-layer gradient product takes another MKL kernel than a stack of them)
 PAPER_SIZES = ["model.width=35", "data.n_points=100"]
 
 

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from nesterov_landscape.optimizers import OPTIMIZERS
-from nesterov_landscape.optimizers.agnes import agnes_parameters
-from nesterov_landscape.training import Schedule, train, value_and_grad, with_gradient_noise
+from nesterov_landscape.numerics.optimizers import OPTIMIZERS
+from nesterov_landscape.numerics.optimizers.agnes import agnes_parameters
+from nesterov_landscape.numerics.training import Schedule, train, value_and_grad, with_gradient_noise
 
 L, MU, DIM = 1.0, 0.01, 10  # condition number kappa = 100
 EIGENVALUES = torch.logspace(math.log10(MU), math.log10(L), DIM, dtype=torch.float64)

@@ -4,8 +4,10 @@ processes (`hydra/launcher=batched_slurm`: over SLURM array tasks). Every job st
 folder, .hydra/ files, log, result files and W&B run.
 
 The launcher decides how jobs run and nothing else: job configs come from job_configs.py (Hydra's
-composition, once per set of group choices), the work of a stack from nesterov_landscape.stack_jobs.
-Torch and the app are imported only when a sweep launches: Hydra imports every plugin to discover it."""
+composition, once per set of group choices), the work of a stack from _stack_worker.py. Torch and
+the app are imported only when a sweep of the app launches: Hydra imports every plugin to discover
+it. Any other app's jobs (app_task.py says how they are told apart) run through Hydra's run_job
+(_hydra_jobs.py), in the same worker processes or array tasks."""
 
 import contextlib
 import logging
@@ -18,18 +20,24 @@ import time
 from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from .job_configs import Job, JobConfigs
+from .app_task import is_app_task
+from .job_configs import JobConfigs
 from .job_folders import JobFolder
+
+if TYPE_CHECKING:  # imported when a sweep launches (the stack worker brings torch and the app)
+    from ._hydra_jobs import HydraJobs
+    from ._stack_worker import StackedJob
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +46,15 @@ log = logging.getLogger(__name__)
 class BatchedLauncherConf:
     _target_: str = "hydra_plugins.nesterov_landscape_batched.batched_launcher.BatchedLauncher"
     # runs per stack, at most: on a CPU a stack's cost per run stops falling at a few
-    # dozen runs while its memory keeps growing; a GPU wants thousands (hydra.launcher.max_batch=10000)
-    max_batch: int = 128
+    # dozen runs while its memory keeps growing; a GPU wants thousands (hydra.launcher.runs_per_stack=10000)
+    runs_per_stack: int = 128
     n_jobs: Optional[int] = None  # worker processes; null: one per core; 1: in the launching process
 
 
 @dataclass
 class BatchedSlurmLauncherConf:
     _target_: str = "hydra_plugins.nesterov_landscape_batched.batched_launcher.BatchedSlurmLauncher"
-    max_batch: int = 128
+    runs_per_stack: int = 128
     runs_per_task: int = 1000  # runs per array task: whole stacks, at least one
     cluster: str = "slurm"  # slurm | local (submitit's local executor: the same tasks as processes here)
     submitit_folder: str = "${hydra.sweep.dir}/.submitit/%j"
@@ -97,29 +105,35 @@ class Progress:
 
 
 class BatchedLauncher(Launcher):
-    # Read by the sweeper: this launcher composes each job itself and checks every value first.
-    composes_jobs = True
-
-    def __init__(self, max_batch: int = 128, n_jobs: Optional[int] = None) -> None:
+    def __init__(self, runs_per_stack: int = 128, n_jobs: Optional[int] = None) -> None:
         super().__init__()
-        if max_batch < 1:
-            raise ValueError(f"hydra.launcher.max_batch={max_batch} is not allowed; it must be an integer >= 1")
+        if runs_per_stack < 1:
+            raise ValueError(
+                f"hydra.launcher.runs_per_stack={runs_per_stack} is not allowed; it must be an integer >= 1"
+            )
         if n_jobs is not None and n_jobs < 1:
             raise ValueError(f"hydra.launcher.n_jobs={n_jobs} is not allowed; it must be null or an integer >= 1")
-        self.max_batch = max_batch
+        self.runs_per_stack = runs_per_stack
         self.n_jobs = n_jobs  # null: one worker per core
         self.workers = 1  # of this launch: n_jobs, at most one per job
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
+        self.task_function: Optional[TaskFunction] = None
         self.pool: Optional[ProcessPoolExecutor] = None
         self.sweep_stopped: Any = None  # a multiprocessing Event the workers read: set by Ctrl-C
         self.stopping = False  # Ctrl-C reached this process while workers ran stacks
         self.job_configs: Optional[JobConfigs] = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.config, self.hydra_context = config, hydra_context
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
-    def check_batch(self, job_overrides: Sequence[Sequence[str]]) -> None:
+    @property
+    def composes_jobs(self) -> bool:
+        """Read by the sweeper: this launcher composes the app's jobs itself and checks every value
+        first (check_jobs); any other app's jobs Hydra's run_job composes."""
+        return is_app_task(self.task_function)
+
+    def check_jobs(self, job_overrides: Sequence[Sequence[str]]) -> None:
         assert self.hydra_context is not None and self.config is not None
         setup_globals()
         self.job_configs = JobConfigs(self.hydra_context, self.config)
@@ -131,7 +145,7 @@ class BatchedLauncher(Launcher):
             yield self.job_configs.job_folder(idx, overrides)
 
     def _start_workers(self) -> None:
-        from nesterov_landscape.stack_jobs import init_worker, sigint_ignored, warm_up
+        from ._stack_worker import init_worker, sigint_ignored, warm_up
 
         if self.workers > 1 and self.pool is None:
             context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch and threads
@@ -155,10 +169,16 @@ class BatchedLauncher(Launcher):
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        if self.job_configs is None:
-            self.check_batch(job_overrides)
         jobs = list(enumerate(job_overrides, start=initial_job_idx))
         self.workers = self._workers(len(jobs))
+        if not self.composes_jobs:
+            from ._hydra_jobs import HydraJobs
+
+            log.info(f"Launching {len(jobs)} jobs on {self._where()}, each through Hydra's run_job")
+            assert self.hydra_context is not None and self.task_function is not None
+            return self._run_hydra_jobs(HydraJobs(self.hydra_context, self.config, self.task_function), jobs)
+        if self.job_configs is None:  # Hydra's basic sweeper launches without checking first
+            self.check_jobs(job_overrides)
         log.info(f"Launching {len(jobs)} jobs, stacked, on {self._where()}")
         self.progress = Progress(len(jobs))
         self.returns: dict[int, JobReturn] = {}
@@ -171,6 +191,28 @@ class BatchedLauncher(Launcher):
                     self._record(idx, overrides, "not run", "not run")
             self.progress.close()
         return [self.returns.pop(idx) for idx, _ in jobs]
+
+    def _run_hydra_jobs(self, hydra_jobs: "HydraJobs", jobs: list[tuple[int, Sequence[str]]]) -> list[JobReturn]:
+        """Another app's jobs, each through Hydra's run_job: in this process as Hydra's basic
+        launcher runs them, or spread over the worker processes."""
+        if self.workers == 1:
+            returns = []
+            for idx, overrides in jobs:
+                returns.append(hydra_jobs.run(idx, overrides))
+                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)  # run_job set the job's
+            return returns
+        import cloudpickle
+
+        from ._hydra_jobs import init_worker, run_in_worker
+
+        pickled = cloudpickle.dumps(replace(hydra_jobs, singleton_state=Singleton.get_state()))
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=init_worker, initargs=(pickled,))
+        try:
+            futures = [pool.submit(run_in_worker, idx, overrides) for idx, overrides in jobs]
+            return [cloudpickle.loads(future.result()) for future in futures]
+        finally:
+            pool.shutdown(cancel_futures=True)
 
     def _workers(self, n_jobs: int) -> int:
         """hydra.launcher.n_jobs worker processes (null: one per core), at most one per job: a
@@ -188,22 +230,30 @@ class BatchedLauncher(Launcher):
         return "this process" if self.workers == 1 else f"{self.workers} worker processes"
 
     def _stack_size(self, n_jobs: int) -> int:
-        return max(1, min(self.max_batch, math.ceil(n_jobs / self.workers)))
+        return max(1, min(self.runs_per_stack, math.ceil(n_jobs / self.workers)))
 
-    def _stacks(self, jobs: list[tuple[int, Sequence[str]]]) -> Iterator[list[Job]]:
-        """Stacks of jobs with equal signatures, streamed as they fill so the first trains at once.
-        A stack holds at most max_batch runs, about N / workers so that every worker gets one, and
-        no more than trainer.max_memory_gb allows."""
+    def _cuda_available(self) -> bool:
+        """Whether the machine that trains has CUDA (trainer.device=cuda is refused otherwise): here, this one."""
         import torch
 
-        from nesterov_landscape.stack import runs_within_memory, stack_signature
+        return torch.cuda.is_available()
+
+    def _stacks(self, jobs: list[tuple[int, Sequence[str]]]) -> Iterator[list["StackedJob"]]:
+        """Stacks of jobs with equal signatures, streamed as they fill so the first trains at once.
+        A stack holds at most runs_per_stack runs, about N / workers so that every worker gets one,
+        and no more than trainer.max_memory_gb allows. Each job is validated here, once, and its
+        summary read once (trainer.resume): the workers take both as they are."""
+        from nesterov_landscape import job_files
         from nesterov_landscape.config import ConfigError, validate_values
         from nesterov_landscape.job import finished_summary
+        from nesterov_landscape.stack import runs_within_memory, stack_signature
+
+        from ._stack_worker import StackedJob
 
         size = self._stack_size(len(jobs))
-        filling: dict[str, list[Job]] = defaultdict(list)
+        filling: dict[str, list["StackedJob"]] = defaultdict(list)
         limit: dict[str, int] = {}  # runs per stack, by signature
-        cuda = torch.cuda.is_available()
+        cuda = self._cuda_available()
         for idx, overrides in jobs:
             job = self.job_configs.job(idx, overrides)
             try:
@@ -212,29 +262,33 @@ class BatchedLauncher(Launcher):
                 log.error(f"job #{idx} ({' '.join(overrides)}): invalid config: {error}")
                 self._record(idx, overrides, "failed", f"invalid config: {error}")
                 continue
-            if config.trainer.resume and finished_summary(Path(job.output_dir), job.resolved):
-                self._record(idx, overrides, "completed", "already done")
-                continue
+            seen = None
+            if config.trainer.resume:
+                seen = job_files.summary_stamp(Path(job.output_dir))  # before reading it: a later write shows
+                if finished_summary(Path(job.output_dir), job.resolved):
+                    self._record(idx, overrides, "completed", "already done")
+                    continue
+            stacked = StackedJob(**vars(job), config=config, summary_seen=seen)
             signature = stack_signature(config)
             if signature is None:
-                yield [job]
+                yield [stacked]
                 continue
             if signature not in limit:
                 limit[signature] = min(size, runs_within_memory(config))
-            filling[signature].append(job)
+            filling[signature].append(stacked)
             if len(filling[signature]) == limit[signature]:
                 yield filling.pop(signature)
         yield from filling.values()
 
-    def _run(self, stacks: Iterator[list[Job]]) -> None:
+    def _run(self, stacks: Iterator[list["StackedJob"]]) -> None:
         if self.workers == 1:
             self._run_here(stacks)
         else:
             self._run_in_workers(stacks)
 
-    def _run_here(self, stacks: Iterator[list[Job]]) -> None:
+    def _run_here(self, stacks: Iterator[list["StackedJob"]]) -> None:
         """Stacks one after another in this process; Ctrl-C stops the stack being trained."""
-        from nesterov_landscape.stack_jobs import StackInterrupted, run_stack
+        from ._stack_worker import StackInterrupted, run_stack
 
         try:
             for stack in stacks:
@@ -246,14 +300,14 @@ class BatchedLauncher(Launcher):
         except KeyboardInterrupt:
             raise self._interrupted() from None
 
-    def _run_in_workers(self, stacks: Iterator[list[Job]]) -> None:
+    def _run_in_workers(self, stacks: Iterator[list["StackedJob"]]) -> None:
         """Stacks streamed to the worker processes. Ctrl-C here only sets a flag, looked at between
         steps (an exception could strike inside the pool's own bookkeeping): the workers stop their
         stacks, start no other, and this process collects what each job recorded."""
-        from nesterov_landscape.stack_jobs import run_stack
+        from ._stack_worker import run_stack
 
         self._start_workers()
-        running: dict[Future, list[Job]] = {}
+        running: dict[Future, list["StackedJob"]] = {}
         previous = signal.signal(signal.SIGINT, self._stop)
         try:
             for stack in stacks:
@@ -277,7 +331,7 @@ class BatchedLauncher(Launcher):
     def _stop(self, signum: int, frame: Any) -> None:
         self.stopping = True
 
-    def _wind_down(self, running: dict[Future, list[Job]]) -> None:
+    def _wind_down(self, running: dict[Future, list["StackedJob"]]) -> None:
         """After Ctrl-C: no stack starts (sweep_stopped), the workers' running stacks stop (they got
         the terminal's SIGINT; forwarded here for a SIGINT sent to this process alone), stacks not
         yet handed over are dropped, and each job's outcome is collected."""
@@ -297,9 +351,9 @@ class BatchedLauncher(Launcher):
             "run the same command to finish the sweep"
         )
 
-    def _settle(self, running: dict[Future, list[Job]]) -> None:
+    def _settle(self, running: dict[Future, list["StackedJob"]]) -> None:
         """Collect the stacks that finished; a new pool replaces one that broke."""
-        from nesterov_landscape.stack_jobs import StackInterrupted
+        from ._stack_worker import StackInterrupted
 
         done, _ = wait(running, timeout=1, return_when=FIRST_COMPLETED)  # wakes to look at self.stopping
         broken = False
@@ -330,7 +384,7 @@ class BatchedLauncher(Launcher):
             if not self.stopping:
                 self._start_workers()
 
-    def _collect(self, stack: list[Job], outcomes: list[tuple[int, str, str]]) -> None:
+    def _collect(self, stack: list["StackedJob"], outcomes: list[tuple[int, str, str]]) -> None:
         overrides = {job.idx: job.overrides for job in stack}
         for idx, status, detail in outcomes:
             if status == "failed":
@@ -339,7 +393,7 @@ class BatchedLauncher(Launcher):
 
     def _record(self, idx: int, overrides: Sequence[str], status: str, detail: str) -> None:
         """A small JobReturn (no configs): a sweep of 10,000 jobs keeps 10,000 of them. `status` is
-        how the job ended (stack_jobs.Outcome); the progress counts a completed job by its own status."""
+        how the job ended (_stack_worker.Outcome); the progress counts a completed job by its own status."""
         completed = status == "completed"
         self.returns[idx] = JobReturn(
             overrides=list(overrides),
@@ -355,8 +409,10 @@ class BatchedSlurmLauncher(BatchedLauncher):
     """The batched launcher over SLURM through submitit: one array task per chunk of whole stacks.
     Re-running the same command skips finished jobs (trainer.resume), so it finishes only the rest."""
 
-    def __init__(self, max_batch: int = 128, runs_per_task: int = 1000, cluster: str = "slurm", **params: Any) -> None:
-        super().__init__(max_batch=max_batch, n_jobs=1)
+    def __init__(
+        self, runs_per_stack: int = 128, runs_per_task: int = 1000, cluster: str = "slurm", **params: Any
+    ) -> None:
+        super().__init__(runs_per_stack=runs_per_stack, n_jobs=1)
         if cluster not in ("slurm", "local"):
             raise ValueError(f"hydra.launcher.cluster={cluster} is not allowed; it must be slurm or local")
         if runs_per_task < 1:
@@ -365,23 +421,19 @@ class BatchedSlurmLauncher(BatchedLauncher):
         self.params = {k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v for k, v in params.items()}
 
     def _stack_size(self, n_jobs: int) -> int:
-        return min(self.max_batch, self.runs_per_task)
+        return min(self.runs_per_stack, self.runs_per_task)
+
+    def _cuda_available(self) -> bool:
+        """On SLURM the node that trains is not this one: trainer.device=cuda is the user's to match
+        with gpus_per_node (a node without CUDA fails the job as it builds its tensors)."""
+        return self.cluster == "slurm" or super()._cuda_available()
 
     def _where(self) -> str:
         return f"SLURM array tasks ({self.cluster})"
 
-    def _run(self, stacks: Iterator[list[Job]]) -> None:
+    def _executor(self) -> Any:
         import submitit
 
-        from nesterov_landscape.stack_jobs import run_stacks
-
-        tasks: list[list[list[Job]]] = []
-        for stack in stacks:
-            if not tasks or sum(map(len, tasks[-1])) + len(stack) > self.runs_per_task:
-                tasks.append([])
-            tasks[-1].append(stack)
-        if not tasks:
-            return
         params = dict(self.params)
         executor = submitit.AutoExecutor(folder=params.pop("submitit_folder"), cluster=self.cluster)
         slurm = {
@@ -391,7 +443,26 @@ class BatchedSlurmLauncher(BatchedLauncher):
             "slurm_additional_parameters": params.pop("additional_parameters"),
         }
         executor.update_parameters(**params, **(slurm if self.cluster == "slurm" else {}))
-        submitted = executor.map_array(run_stacks, tasks)
+        return executor
+
+    def _run_hydra_jobs(self, hydra_jobs: "HydraJobs", jobs: list[tuple[int, Sequence[str]]]) -> list[JobReturn]:
+        """Another app's jobs in array tasks of up to runs_per_task jobs, each through Hydra's run_job."""
+        tasks = [jobs[i : i + self.runs_per_task] for i in range(0, len(jobs), self.runs_per_task)]
+        elsewhere = replace(hydra_jobs, singleton_state=Singleton.get_state())
+        submitted = self._executor().map_array(elsewhere.run_elsewhere, tasks)
+        return [job_return for task in submitted for job_return in task.result()]
+
+    def _run(self, stacks: Iterator[list["StackedJob"]]) -> None:
+        from ._stack_worker import run_stacks
+
+        tasks: list[list[list["StackedJob"]]] = []
+        for stack in stacks:
+            if not tasks or sum(map(len, tasks[-1])) + len(stack) > self.runs_per_task:
+                tasks.append([])
+            tasks[-1].append(stack)
+        if not tasks:
+            return
+        submitted = self._executor().map_array(run_stacks, tasks)
         log.info(f"submitted {len(submitted)} array tasks, job {submitted[0].job_id.split('_')[0]}")
         for job, task in zip(submitted, tasks):
             stack = [j for s in task for j in s]

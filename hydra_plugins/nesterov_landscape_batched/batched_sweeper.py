@@ -65,7 +65,7 @@ class BatchedSweeper(BasicSweeper):
     def _check(self, jobs: Sequence[Sequence[str]]) -> None:
         self.invalid: dict[int, str] = {}  # job number -> why its values are not allowed
         if getattr(self.launcher, "composes_jobs", False):  # it fails invalid jobs itself, leaving no folder
-            self.launcher.check_batch(jobs)
+            self.launcher.check_jobs(jobs)
             job_folders.check_job_folders(self.launcher.job_folders(jobs))
         else:
             job_id = partial(job_folders.launcher_job_id, self.launcher, str(self.config.hydra.job.name))

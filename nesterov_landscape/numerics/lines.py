@@ -1,17 +1,16 @@
-"""Landscape probes at given weights. All are plain torch on a loss function that maps weights
-(P,) to a scalar and a batch of weights (B, P) to B losses, so every set of perturbed weights is
-one batched call.
+"""The loss along lines through given weights, the math of the line probes. Plain torch on a loss
+function that maps weights (P,) to a scalar and a batch of weights (B, P) to B losses, so perturbed
+weights are evaluated in batched calls of at most `rows` weight vectors (32 by default).
 
-`gradient_line` is the probe of Figure 3 in Gupta & Wojtowytsch (ICLR 2025): along the unit
+The gradient line is the probe of Figure 3 in Gupta & Wojtowytsch (ICLR 2025): along the unit
 gradient g = grad L(w) / |grad L(w)|, phi(t) = L(w + t g), and
 
     phi''(t) ~ (phi(t+h) - 2 phi(t) + phi(t-h)) / h^2,     phi'(t) ~ (phi(t+h) - phi(t-h)) / (2h),
     mu(t)    = 2 (t phi'(t) - phi(t) + inf phi) / t^2       (strong-aiming estimate, |t| >= cutoff).
 
-Beside the finite differences every line probe gives phi''(0) = g^T H g by a Hessian-vector
-product and, where asked (`exact`), the exact phi'(t), phi''(t) by automatic differentiation in t.
-`random_line` does the same along random unit directions; `hessian` finds the top Hessian
-eigenvalues (Lanczos) and the trace (Hutchinson) from Hessian-vector products.
+Beside the finite differences every line gives phi''(0) = d^T H d by a Hessian-vector product and,
+where asked (`exact`), the exact phi'(t), phi''(t) by automatic differentiation in t. Random lines
+do the same along random unit directions.
 """
 
 import math
@@ -145,19 +144,12 @@ def directional_curvatures(loss_rows, w: torch.Tensor, directions: torch.Tensor)
     return (hv * directions).sum(1)
 
 
-def line_profile(loss_fn, w: torch.Tensor, direction: torch.Tensor, t: torch.Tensor, h: float) -> LineProfile:
-    """The profile of one line, for a loss_fn of weights (P,) or (B, P)."""
-    return line_profiles(lambda runs, weights: loss_fn(weights), w.unsqueeze(0), direction.unsqueeze(0), t, h)[0]
-
-
-def _nanmin(values: torch.Tensor) -> float:
-    values = values[~values.isnan()]
-    return values.min().item() if values.numel() else math.nan
-
-
-def radius_key(r: float) -> str:
-    """0.1 -> "0p1": summary keys without dots."""
-    return f"{r:g}".replace(".", "p")
+def minimum_within(t: torch.Tensor, values: torch.Tensor, radius: float) -> float:
+    """The minimum of values over |t| <= radius, NaNs left out (mu is NaN below its cutoff); NaN
+    where none is left."""
+    inside = values[t.abs() <= radius + 1e-12]
+    inside = inside[~inside.isnan()]
+    return inside.min().item() if inside.numel() else math.nan
 
 
 def strong_aiming(t, phi, phi_d, inf_phi: float, keep: torch.Tensor) -> torch.Tensor:
@@ -170,34 +162,6 @@ def beyond_cutoff(t: torch.Tensor, cutoff: float) -> torch.Tensor:
     return t.abs() >= cutoff - 1e-12
 
 
-def gradient_at(loss_fn, w: torch.Tensor) -> torch.Tensor:
-    w_var = w.detach().clone().requires_grad_()
-    (grad,) = torch.autograd.grad(loss_fn(w_var), w_var)
-    return grad
-
-
-def directional_curvature(loss_fn, w: torch.Tensor, direction: torch.Tensor) -> float:
-    """d^2/dt^2 L(w + t v) at t = 0, i.e. v^T H v, by a Hessian-vector product."""
-    return (hessian_vector_product(loss_fn, w)(direction) @ direction).item()
-
-
-def hessian_vector_product(loss_fn, w: torch.Tensor):
-    """v -> H v at w, reusing one gradient graph for many products."""
-    w = w.detach().clone().requires_grad_()
-    (grad,) = torch.autograd.grad(loss_fn(w), w, create_graph=True)
-
-    def product(v: torch.Tensor) -> torch.Tensor:
-        # grad of <grad, v> rather than grad_outputs=v: the latter imports sympy (0.3 s) on first use
-        (hv,) = torch.autograd.grad(grad @ v, w, retain_graph=True)
-        return hv
-
-    return product
-
-
-# GradientLine.columns()'s names, in order: landscape.csv's columns after the epoch
-GRADIENT_LINE_COLUMNS = ("t", "phi", "phi_d", "phi_dd", "mu", "phi_d_exact", "phi_dd_exact", "mu_exact")
-
-
 @dataclass
 class GradientLine:
     profile: LineProfile
@@ -205,28 +169,6 @@ class GradientLine:
     mu_exact: torch.Tensor  # from phi_d_exact
     grad_norm: float
     inf_phi: float
-
-    def columns(self) -> dict[str, torch.Tensor]:
-        p = self.profile
-        values = (p.t, p.phi, p.phi_d, p.phi_dd, self.mu, p.phi_d_exact, p.phi_dd_exact, self.mu_exact)
-        return dict(zip(GRADIENT_LINE_COLUMNS, values, strict=True))
-
-    def scalars(self, radii: list[float]) -> dict[str, float]:
-        """phi_dd_at_0, phi_dd_exact_at_0 and, for each radius r, the minima of phi'' and mu
-        over |t| <= r (mu is NaN, so left out, below the cutoff), keyed e.g. phi_dd_min_0p1."""
-        p = self.profile
-        out = {
-            "probe_grad_norm": self.grad_norm,
-            "phi_dd_at_0": p.phi_dd_at_0,
-            "phi_dd_exact_at_0": p.phi_dd_exact_at_0,
-            "inf_phi": self.inf_phi,
-        }
-        for r in radii:
-            inside = p.t.abs() <= r + 1e-12
-            out[f"phi_dd_min_{radius_key(r)}"] = _nanmin(p.phi_dd[inside])
-            out[f"mu_min_{radius_key(r)}"] = _nanmin(self.mu[inside])
-            out[f"mu_exact_min_{radius_key(r)}"] = _nanmin(self.mu_exact[inside])
-        return out
 
 
 def gradient_lines(
@@ -280,60 +222,3 @@ def random_lines(loss_fn, w: torch.Tensor, directions: torch.Tensor, t: torch.Te
     """Profiles along each row of directions (k, P) from the same weights w (P,)."""
     k = directions.shape[0]
     return line_profiles(lambda runs, weights: loss_fn(weights), w.detach().expand(k, -1), directions, t, h)
-
-
-@dataclass
-class HessianSpectrum:
-    top_eigenvalues: list[float]  # largest first
-    trace: float  # Hutchinson estimate
-    trace_std_error: float
-    lanczos_steps: int
-
-
-def lanczos_top_eigenvalues(
-    hvp, n_params: int, k: int, steps: int, generator: torch.Generator, dtype, device
-) -> tuple[list[float], int]:
-    """The k largest eigenvalues of the symmetric operator hvp by Lanczos with full
-    reorthogonalization; exact once steps reaches the operator's rank."""
-    steps = min(steps, n_params)
-    q = torch.randn(n_params, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
-    basis = [q / q.norm()]
-    alphas, betas = [], []
-    for j in range(steps):
-        v = hvp(basis[j])
-        alpha = v @ basis[j]
-        alphas.append(alpha)
-        Q = torch.stack(basis)
-        v = v - Q.T @ (Q @ v)
-        v = v - Q.T @ (Q @ v)  # twice is enough (Kahan): keeps the basis orthogonal to round-off
-        beta = v.norm()
-        if j == steps - 1 or beta <= 1e-10 * abs(alpha).clamp(min=1e-30):
-            break
-        betas.append(beta)
-        basis.append(v / beta)
-    m = len(alphas)
-    tridiagonal = torch.diag(torch.stack(alphas))
-    if m > 1:
-        off = torch.stack(betas[: m - 1])
-        tridiagonal = tridiagonal + torch.diag(off, 1) + torch.diag(off, -1)
-    ritz = torch.linalg.eigvalsh(tridiagonal.to(torch.float64))
-    return ritz.flip(0)[:k].tolist(), m
-
-
-def hutchinson_trace(
-    hvp, n_params: int, samples: int, generator: torch.Generator, dtype, device
-) -> tuple[float, float]:
-    """tr H ~ mean of z^T H z over Rademacher z; returns (estimate, its standard error)."""
-    z = (torch.randint(0, 2, (samples, n_params), generator=generator) * 2 - 1).to(device=device, dtype=dtype)
-    quadratic_forms = torch.stack([zi @ hvp(zi) for zi in z]).to(torch.float64)
-    error = quadratic_forms.std().item() / math.sqrt(samples) if samples > 1 else math.nan
-    return quadratic_forms.mean().item(), error
-
-
-def hessian_spectrum(
-    loss_fn, w: torch.Tensor, k: int, lanczos_steps: int, trace_samples: int, generator: torch.Generator
-) -> HessianSpectrum:
-    hvp = hessian_vector_product(loss_fn, w)
-    top, steps = lanczos_top_eigenvalues(hvp, w.numel(), k, lanczos_steps, generator, w.dtype, w.device)
-    trace, error = hutchinson_trace(hvp, w.numel(), trace_samples, generator, w.dtype, w.device)
-    return HessianSpectrum(top_eigenvalues=top, trace=trace, trace_std_error=error, lanczos_steps=steps)

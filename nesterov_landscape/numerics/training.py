@@ -58,11 +58,12 @@ class TrainResult:
     status: str  # "completed" or "diverged"
     epochs_run: int  # epochs completed
     history: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = 0.0  # wall time of training; a stacked run's share of its batch's time
+    seconds: float = 0.0  # wall time of training; a stacked run's share of its stack's time
     stacked_with: int = 0  # other runs trained in the same stack
     compile_seconds: float = 0.0  # torch.compile time, outside `seconds`
-    gradient_line: Any = None  # the final gradient-line probe, when its stack computed it
-    probe_seconds: float = 0.0  # this run's share of that stacked probe
+    # probe name -> this run's result of the probe its stack computed for all its runs at once
+    stacked_probes: dict[str, Any] = field(default_factory=dict)
+    probe_seconds: float = 0.0  # this run's share of those stacked probes
     activation: str = ""  # the activation as trained, where it differs from model.activation's exact one
     started_at: float = 0.0  # Unix time training started (a stack's start for each of its runs)
 

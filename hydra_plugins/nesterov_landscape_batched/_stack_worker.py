@@ -1,27 +1,34 @@
 """A worker's share of a batched sweep: train a stack of jobs as one computation, then give each job
 its folder, .hydra/ files, log file, result files and W&B run, one after another.
 
-Jobs arrive as plain data (their resolved config, the config and Hydra node as Hydra would save
-them): no Hydra composition happens here. One job's failure is that job's alone: a stack that
-cannot be trained or probed together falls back to training its jobs one by one. Ctrl-C stops a
-stack with each of its unfinished jobs recorded as interrupted."""
+Jobs arrive as plain data, validated once by the launcher (StackedJob): no Hydra composition and no
+second check happens here. One job's failure is that job's alone: a stack that cannot be trained or
+probed together falls back to training its jobs one by one. Ctrl-C stops a stack with each of its
+unfinished jobs recorded as interrupted.
+
+The launcher imports this module only when a sweep of this app launches: it brings torch and the
+app, and Hydra's plugin scan skips modules whose name starts with "_"."""
 
 import contextlib
 import logging
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 import yaml
 
-from .stack import stack_signature, train_jobs
-from .config import ConfigError, validate_values
-from .job_files import atomic_write_text, json_safe, write_json
-from . import job_claim, job_files
-from .job import run_claimed, versions
+from nesterov_landscape import job_claim, job_files
+from nesterov_landscape.config import Config
+from nesterov_landscape.job import run_claimed, versions
+from nesterov_landscape.job_files import atomic_write_text, json_safe, write_json
+from nesterov_landscape.stack import stack_signature, train_jobs
+from nesterov_landscape.numerics.training import TrainResult
+
+from .job_configs import Job
 
 log = logging.getLogger(__name__)
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
@@ -29,6 +36,16 @@ LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 # (job index, how it ended: "completed", "failed", "interrupted" or "not run"; the job's status
 # when completed (completed, diverged, skipped), else why)
 Outcome = tuple[int, str, str]
+
+
+@dataclass
+class StackedJob(Job):
+    """A job as the launcher hands it to a worker: its configs and folder (job_configs.Job), its
+    values as the launcher validated them, and its summary.json as the launcher's resume check
+    found it (job_files.summary_stamp; None without trainer.resume)."""
+
+    config: Config
+    summary_seen: job_files.SummaryStamp | None
 
 
 class StackInterrupted(KeyboardInterrupt):
@@ -72,7 +89,7 @@ def sigint_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
-def _write_hydra_files(job: Any) -> None:
+def _write_hydra_files(job: StackedJob) -> None:
     """What Hydra's run_job saves in .hydra/, from the job's plain trees (C YAML: ~1 ms a job)."""
     folder = Path(job.output_dir) / ".hydra"
     folder.mkdir(parents=True, exist_ok=True)
@@ -81,7 +98,7 @@ def _write_hydra_files(job: Any) -> None:
         atomic_write_text(folder / f"{name}.yaml", text, root=Path(job.output_dir))
 
 
-def _identity(job: Any) -> dict[str, Any]:
+def _identity(job: StackedJob) -> dict[str, Any]:
     return {
         "output_dir": job.output_dir,
         "multirun": True,
@@ -96,7 +113,7 @@ class _JobLog:
     """The job's log file, as Hydra's run_job keeps one; the console only gets warnings, so that
     thousands of jobs do not flood it."""
 
-    def __init__(self, job: Any) -> None:
+    def __init__(self, job: StackedJob) -> None:
         self.logger = logging.getLogger("nesterov_landscape")
         path = Path(job.output_dir) / f"{job.hydra['job']['name']}.log"
         job_files.record(path.parent, path.name)
@@ -120,15 +137,23 @@ class _JobLog:
         self.logger.propagate, self.logger.level = self.saved
 
 
-def _finish_job(job: Any, config: Any, trained: Any) -> Outcome:
+def _finish_job(job: StackedJob, trained: TrainResult | None) -> Outcome:
     folder = Path(job.output_dir)
     try:
         claim = job_claim.acquire(folder)  # before anything is written there
     except job_claim.FolderClaimed as error:
         log.warning("job #%d skipped: %s, which runs it; re-run the sweep after it ends", job.idx, error)
         return job.idx, "completed", "skipped"
+    if job.config.trainer.resume and job_files.summary_stamp(folder) != job.summary_seen:
+        # Another process wrote the job's summary since the launcher found no finished run there
+        # (two sweeps into one folder): it may have finished the job, which must not run twice.
+        claim.release()
+        log.warning(
+            "job #%d skipped: another process wrote %s since this sweep looked; re-run the sweep", job.idx, folder
+        )
+        return job.idx, "completed", "skipped"
     identity = _identity(job)
-    problem = job_files.folder_problem(folder, job.resolved, identity["log_name"], config.trainer.overwrite)
+    problem = job_files.folder_problem(folder, job.resolved, identity["log_name"], job.config.trainer.overwrite)
     if problem:  # checked before this job's .hydra/ files would replace anything
         claim.release()
         log.error("job #%d: %s; set trainer.overwrite=true to write there anyway", job.idx, problem)
@@ -136,7 +161,7 @@ def _finish_job(job: Any, config: Any, trained: Any) -> Outcome:
     try:
         _write_hydra_files(job)
         with _JobLog(job):
-            summary = run_claimed(config, job.resolved, identity, trained, claim)
+            summary = run_claimed(job.config, job.resolved, identity, trained, claim, resume_checked=True)
     except Exception as error:
         log.exception("job #%d failed", job.idx)
         return job.idx, "failed", f"{type(error).__name__}: {error}"
@@ -145,7 +170,7 @@ def _finish_job(job: Any, config: Any, trained: Any) -> Outcome:
     return job.idx, "completed", summary["status"]
 
 
-def run_stack(jobs: Sequence[Any]) -> list[Outcome]:
+def run_stack(jobs: Sequence[StackedJob]) -> list[Outcome]:
     """Run jobs that the launcher grouped by stack signature (or one job alone). In a worker, a
     stack handed over after the sweep was stopped does not start: its jobs are "not run"."""
     interrupts = WORKER_INTERRUPTS
@@ -160,32 +185,24 @@ def run_stack(jobs: Sequence[Any]) -> list[Outcome]:
         interrupts.in_stack = False
 
 
-def _run_stack(jobs: Sequence[Any]) -> list[Outcome]:
+def _run_stack(jobs: Sequence[StackedJob]) -> list[Outcome]:
     outcomes: list[Outcome] = []
     try:
-        valid = []
-        for job in jobs:
-            try:
-                valid.append((job, validate_values(job.resolved, cuda_available=torch.cuda.is_available())))
-            except ConfigError as error:
-                outcomes.append((job.idx, "failed", f"invalid config: {error}"))
-        if not valid:
-            return outcomes
-        torch.set_num_threads(valid[0][1].trainer.threads)
-        trained: list[Any] = [None] * len(valid)
+        torch.set_num_threads(jobs[0].config.trainer.threads)
+        trained: list[TrainResult | None] = [None] * len(jobs)
         # A stack of one trains stacked too: a job's numbers do not depend on how the sweep was split
-        if stack_signature(valid[0][1]) is not None:
+        if stack_signature(jobs[0].config) is not None:
             try:
-                trained = train_jobs([config for _, config in valid])
+                trained = train_jobs([job.config for job in jobs])
             except Exception as error:  # the jobs then train one by one, each failing on its own
                 log.warning(
                     "stack of %d jobs failed (%s: %s); training them one by one",
-                    len(valid),
+                    len(jobs),
                     type(error).__name__,
                     error,
                 )
-        for i, (job, config) in enumerate(valid):
-            outcomes.append(_finish_job(job, config, trained[i]))
+        for i, job in enumerate(jobs):
+            outcomes.append(_finish_job(job, trained[i]))
             trained[i] = None  # release the run's weights and history
     except KeyboardInterrupt:
         with sigint_ignored():
@@ -195,7 +212,7 @@ def _run_stack(jobs: Sequence[Any]) -> list[Outcome]:
     return outcomes
 
 
-def _record_interrupted(job: Any) -> Outcome:
+def _record_interrupted(job: StackedJob) -> Outcome:
     """A job of a stack that Ctrl-C stopped: its folder records status interrupted, and the same
     command finishes it. A job stopped while its folder was being written already says so (with its
     W&B run closed, run_job); the others, stopped while their stack trained, get .hydra/, a log line
@@ -207,7 +224,7 @@ def _record_interrupted(job: Any) -> Outcome:
         return job.idx, "completed", "skipped"
     try:
         if not _recorded_interrupted(folder, job.resolved):
-            overwrite = job.resolved["trainer"]["overwrite"]  # as _finish_job: nothing into a folder not ours
+            overwrite = job.config.trainer.overwrite  # as _finish_job: nothing into a folder not ours
             problem = job_files.folder_problem(folder, job.resolved, _identity(job)["log_name"], overwrite)
             if problem:
                 return job.idx, "interrupted", f"not recorded: {problem}"
@@ -218,7 +235,7 @@ def _record_interrupted(job: Any) -> Outcome:
             summary = {
                 "status": "interrupted",
                 "error": "KeyboardInterrupt",
-                "seed": job.resolved["seed"],
+                "seed": job.config.seed,
                 "config": job.resolved,
                 "versions": dict(versions()),
                 "job": _identity(job),
@@ -234,7 +251,7 @@ def _recorded_interrupted(folder: Path, resolved: dict[str, Any]) -> bool:
     return summary.get("status") == "interrupted" and summary.get("config") == json_safe(resolved)
 
 
-def run_stacks(stacks: Sequence[Sequence[Any]]) -> list[Outcome]:
+def run_stacks(stacks: Sequence[Sequence[StackedJob]]) -> list[Outcome]:
     """One SLURM array task: several stacks, one after another."""
     init_worker()
     return [outcome for stack in stacks for outcome in run_stack(stack)]

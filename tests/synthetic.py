@@ -15,7 +15,7 @@ def job_config(width: int, seed: int, momentum: float = 0.99) -> dict:
         "model": {"name": "mlp", "depth": 2, "width": width, "activation": "tanh", "bias": True, "init": "pytorch"},
         "data": {"name": "teacher", "n_points": 16, "seed": None},
         "optimizer": {"name": "nag", "lr": 0.005, "momentum": momentum},
-        "probe": {"name": "gradient_line", "radii": [0.1, 0.5, 1.0]},
+        "probe": {"gradient_line": {"radii": [0.1, 0.5, 1.0]}},
         "logger": {"name": "wandb", "mode": "offline", "tags": []},
         "trainer": {"epochs": 1000, "precision": "float32", "log_every": 10},
     }
