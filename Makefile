@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SWEEP ?=
 ARGS ?=
 
-.PHONY: run test test-fast lint analysis leet sync bench clean
+.PHONY: run test test-fast lint analysis reprobe leet sync bench clean
 
 $(BIN)/nesterov-landscape-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test-fast: $(BIN)/nesterov-landscape-installed
 # the newest sweep under multirun/, or SWEEP=multirun/<date>/<time>; ARGS="--by model.width --out DIR"
 analysis: $(BIN)/nesterov-landscape-installed
 	$(BIN)/python -m multirun_analysis $(SWEEP) $(ARGS)
+
+# probe a finished sweep (or job) again at its kept weights: SWEEP=multirun/<date>/<time> ARGS="probe=[hessian]"
+reprobe: $(BIN)/nesterov-landscape-installed
+	$(BIN)/python -m nesterov_landscape.reprobe $(SWEEP) $(ARGS)
 
 # every job's W&B run of the newest sweep (or SWEEP=...) in one `wandb leet`, all selected (docs/wandb.md)
 leet: $(BIN)/nesterov-landscape-installed

@@ -5,7 +5,9 @@ Sections (all by default; --only picks some): `step` (training per run of the pa
 single job, stacks of 50, eager and compiled), `bookkeeping` (batched sweeps of 50 and 2,000 jobs of
 10 epochs: the cost per job beyond training and probes, and peak memory), `start` (a 10,000-job sweep:
 when its first training starts), `paper` (the paper preset over 100 seeds through the basic launcher,
-the batched launcher in one process and on all cores; the share of seeds in the published range)."""
+the batched launcher in one process and on all cores; the share of seeds in the published range),
+`reprobe` (a 200-job sweep of the paper preset re-probed with the hessian probe, per job, beside
+training it)."""
 
 import argparse
 import json
@@ -231,15 +233,48 @@ def paper_section(tmp: Path, rows: list, notes: list, seeds: int, basic_seeds: i
     )
 
 
+def reprobe_section(tmp: Path, rows: list, notes: list, jobs: int) -> None:
+    """A batched sweep of the paper preset, then `python -m nesterov_landscape.reprobe` of it with the
+    hessian probe: per job, beside training it."""
+    sweep = Sweep(tmp, f"reprobe{jobs}", *PAPER, f"seed=range(0,{jobs})", "hydra/launcher=batched")
+    trained = sweep.summaries()
+    assert len(trained) == jobs and all(s["status"] == "completed" for s in trained)
+    command = [sys.executable, "-m", "nesterov_landscape.reprobe", str(sweep.dir), "probe=[hessian]", "--name", "h"]
+    start = time.perf_counter()
+    subprocess.run(command, cwd=tmp, env={**os.environ, "WANDB_SILENT": "true"}, check=True, capture_output=True)
+    reprobe_per_job = (time.perf_counter() - start) / jobs
+    probed = [json.loads(p.read_text()) for p in sweep.dir.glob("*/reprobe/h/summary.json")]
+    assert len(probed) == jobs and all("hessian_lambda_max" in s for s in probed)
+    hessian = sum(s["probe_seconds"] for s in probed) / jobs
+    rows += [
+        (
+            f"paper preset, {jobs}-job batched sweep, all cores: wall per job (training and gradient_line)",
+            sweep.seconds / jobs,
+            "1.00x",
+        ),
+        (
+            "  re-probed with probe=[hessian], one process: wall per job",
+            reprobe_per_job,
+            f"{sweep.seconds / jobs / reprobe_per_job:.2f}x",
+        ),
+        ("  of which the hessian probe per job", hessian, ""),
+    ]
+    notes.append(
+        f"Re-probing the {jobs}-job sweep with the hessian probe took {reprobe_per_job:.2f} s a job in one process, "
+        f"against {sweep.seconds / jobs:.2f} s a job to train and probe it on all cores: no retraining."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, help="also write the report to this file")
-    parser.add_argument("--only", nargs="+", choices=["step", "bookkeeping", "start", "paper"])
+    parser.add_argument("--only", nargs="+", choices=["step", "bookkeeping", "start", "paper", "reprobe"])
     parser.add_argument("--seeds", type=int, default=100, help="seeds of the paper preset (default 100)")
     parser.add_argument("--jobs", type=int, default=2000, help="jobs of the large bookkeeping sweep (default 2000)")
     parser.add_argument("--basic-seeds", type=int, default=20, help="seeds for the basic launcher (default 20)")
+    parser.add_argument("--reprobe-jobs", type=int, default=200, help="jobs of the re-probed sweep (default 200)")
     args = parser.parse_args()
-    sections = args.only or ["step", "bookkeeping", "start", "paper"]
+    sections = args.only or ["step", "bookkeeping", "start", "paper", "reprobe"]
     register_configs()
     torch.set_num_threads(1)
     rows: list[tuple[str, float, str]] = []
@@ -255,6 +290,8 @@ def main() -> None:
             start_section(tmp, rows, notes)
         if "paper" in sections:
             paper_section(tmp, rows, notes, args.seeds, args.basic_seeds)
+        if "reprobe" in sections:
+            reprobe_section(tmp, rows, notes, args.reprobe_jobs)
     lines = [
         f"# make bench, {time.strftime('%Y-%m-%d')}",
         "",

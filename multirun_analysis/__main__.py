@@ -1,5 +1,5 @@
-"""python -m multirun_analysis [SWEEP ...] [--by KEYS] [--out DIR] [--phase-axes K1,K2] [--wandb-mode MODE]
-| --wandb ENTITY/PROJECT --group NAME"""
+"""python -m multirun_analysis [SWEEP ...] [--by KEYS] [--out DIR] [--phase-axes K1,K2] [--reprobe NAME]
+[--wandb-mode MODE] | --wandb ENTITY/PROJECT --group NAME"""
 
 import argparse
 import os
@@ -58,6 +58,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=Path,
         help="output folder, outside every job folder (default: <first sweep>/analysis, or <job>-analysis)",
     )
+    parser.add_argument(
+        "--reprobe",
+        metavar="NAME",
+        help="analyse the jobs' re-probe NAME (<job>/reprobe/NAME/, docs/reprobe.md) instead of their own probes",
+    )
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read online runs from W&B instead of folders")
     parser.add_argument("--group", help="with --wandb: the W&B group (summary.json's wandb.group)")
     parser.add_argument("--workers", type=int, default=8, help="threads reading job files (default 8)")
@@ -74,13 +79,15 @@ def job_folder_holding(path: Path) -> Path | None:
     return next((p for p in [resolved, *resolved.parents] if os.path.isdir(p / ".hydra")), None)
 
 
-def default_out(source: Path) -> Path:
+def default_out(source: Path, reprobe: str | None = None) -> Path:
     """<sweep>/analysis; for a job folder, <job>-analysis beside it: a job folder holds one job's
-    files and W&B run, and a later analysis of its sweep would find a second run in it."""
+    files and W&B run, and a later analysis of its sweep would find a second run in it. A re-probe's
+    analysis ends in -reprobe-<name>."""
+    suffix = f"-reprobe-{reprobe}" if reprobe else ""
     if os.path.isdir(source / ".hydra"):
         job = source.resolve()  # a job folder given as "." has no name of its own
-        return job.with_name(f"{job.name}-analysis")
-    return source / "analysis"
+        return job.with_name(f"{job.name}-analysis{suffix}")
+    return source / f"analysis{suffix}"
 
 
 def out_dir_error(out: Path) -> str | None:
@@ -121,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             out = args.out or Path("reports") / f"wandb_{args.group}"
         else:
             sweep_dirs = args.sweeps or [latest_sweep(args.root)]
-            sweep = load_sweeps(sweep_dirs, workers=args.workers)
+            sweep = load_sweeps(sweep_dirs, workers=args.workers, reprobe=args.reprobe)
             sources = [str(s) for s in sweep_dirs]
-            out = args.out or default_out(sweep_dirs[0])
+            out = args.out or default_out(sweep_dirs[0], args.reprobe)
         if sweep.runs.empty:
             raise FileNotFoundError(f"no runs found in {', '.join(sources)}")
         analysis = write_report(

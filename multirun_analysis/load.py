@@ -13,12 +13,14 @@ earlier sweep into the same folder and is left out; a job it asks for without a 
 `missing`. A sweep folder or multirun.yaml that cannot be read stops the analysis (UnreadableSweep).
 """
 
+import hashlib
 import json
 import math
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, OverrideParseException
 
+from nesterov_landscape.job_files import REPROBE_DIR, WEIGHTS_FILE  # no torch: the job's own names
 from nesterov_landscape.summary_schema import (  # no torch: the job's own schema
     DESCRIPTION,
     RADII_CONFIG_KEY,
@@ -210,12 +213,14 @@ def gone_result_files(job_dir: Path, summary: dict[str, Any]) -> list[str]:
     return [name for name in summary.get("files", ["history.csv"]) if not (job_dir / name).exists()]
 
 
-def read_job(job_dir: Path) -> Job:
+def read_job(job_dir: Path, reprobe: str | None = None) -> Job:
     """One job's row (config flattened, summary metrics), its config keys, history, landscape, problems,
-    overrides. Never raises: a job whose files are unreadable, invalid or gone is `missing`, with the reason."""
+    overrides. Never raises: a job whose files are unreadable, invalid or gone is `missing`, with the reason.
+    With `reprobe`, the summary and landscape are those of its re-probe of that name (<job>/reprobe/<name>/)."""
     problems: list[str] = []
     row: dict[str, Any] = {"job_dir": str(job_dir)}
     contents: dict[str, Any] = {}
+    results = job_dir / REPROBE_DIR / reprobe if reprobe else job_dir
 
     def listed(name: str) -> bool:
         """A result file the job wrote: one its summary does not list is someone else's (a folder
@@ -223,10 +228,10 @@ def read_job(job_dir: Path) -> Job:
         return name in (contents.get("summary") or {}).get("files", [name])
 
     readers = {
-        "summary": lambda: _read_summary(job_dir / "summary.json"),
+        "summary": lambda: _read_summary(results / "summary.json"),
         "history": lambda: _read_csv(job_dir / "history.csv", ["epoch", "loss"]),
         "landscape": lambda: (
-            _read_csv(job_dir / "landscape.csv", ["t", "phi", "phi_dd", "mu"]) if listed("landscape.csv") else None
+            _read_csv(results / "landscape.csv", ["t", "phi", "phi_dd", "mu"]) if listed("landscape.csv") else None
         ),
     }
     for name, read in readers.items():
@@ -253,14 +258,28 @@ def read_job(job_dir: Path) -> Job:
         for key, value in summary.items():
             if key not in NOT_METRICS and (value is None or isinstance(value, (int, float, str))):
                 row[key] = math.nan if value is None else value
-        if row["status"] in RESULTS and (gone := gone_result_files(job_dir, summary)):
-            row["error"] = f"{job_dir} is {status} but files it wrote are gone ({', '.join(gone)}); counted as missing"
+        if row["status"] in RESULTS and (gone := gone_result_files(results, summary)):
+            row["error"] = f"{results} is {status} but files it wrote are gone ({', '.join(gone)}); counted as missing"
+            row["status"] = "missing"
+            problems.append(row["error"])
+        elif reprobe and row["status"] in RESULTS and not same_weights(job_dir, summary):
+            row["error"] = f"{results} probed weights that {job_dir} no longer holds (trained again since); re-probe it"
             row["status"] = "missing"
             problems.append(row["error"])
     job = Job(row, list(flat_config), problems=problems, overrides=_read_overrides(job_dir, problems))
     if row["status"] in RESULTS:  # a job without a result may be writing its files right now
         job.history, job.landscape = contents.get("history"), contents.get("landscape")
     return job
+
+
+def same_weights(job_dir: Path, reprobe_summary: dict[str, Any]) -> bool:
+    """The job still holds the weights its re-probe probed (none: a diverged job's)."""
+    probed = (reprobe_summary.get("reprobe") or {}).get("weights_sha256")
+    try:
+        held = hashlib.sha256((job_dir / WEIGHTS_FILE).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        held = None
+    return probed == held
 
 
 def _load_yaml(path: Path) -> Any:
@@ -383,15 +402,16 @@ def sweep_jobs(sweep_dir: Path, jobs: list[Job], asked: list[list[str]] | None, 
     return kept + [unstarted_job(sweep_dir, overrides, template) for overrides in unstarted]
 
 
-def load_sweeps(sweep_dirs: list[Path], workers: int = 8) -> Sweep:
+def load_sweeps(sweep_dirs: list[Path], workers: int = 8, reprobe: str | None = None) -> Sweep:
     """All jobs of the given sweep folders, files read in parallel, each once. Each sweep folder and
-    multirun.yaml is read before any job's files: one that cannot be read stops the analysis."""
+    multirun.yaml is read before any job's files: one that cannot be read stops the analysis. With
+    `reprobe`, each job's results are those of its re-probe of that name (read_job)."""
     problems: list[str] = []
     folders = {Path(sweep): find_job_dirs(Path(sweep)) for sweep in sweep_dirs}
     asked = {sweep: asked_jobs(sweep, problems) for sweep in folders}
     problems += [f"no job folders (with .hydra/) under {sweep}" for sweep, jobs in folders.items() if not jobs]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        read = {sweep: list(pool.map(read_job, jobs)) for sweep, jobs in folders.items()}
+        read = {sweep: list(pool.map(partial(read_job, reprobe=reprobe), jobs)) for sweep, jobs in folders.items()}
     jobs = [job for sweep, found in read.items() for job in sweep_jobs(sweep, found, asked[sweep], problems)]
     problems += [problem for job in jobs for problem in job.problems]
     rows, histories, landscapes = [], {}, {}

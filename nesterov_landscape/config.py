@@ -71,6 +71,7 @@ class WandbConfig:
     # W&B's own rules, which it enforces with a traceback even offline
     tags: list[str] = constrained(lambda v: all(1 <= len(t) <= 64 for t in v), "a list of tags of 1 to 64 characters")
     init_timeout: float = positive()  # seconds an online init may take before falling back to offline
+    log_weights: bool = field()  # the final weights as a W&B artifact too (off: a 10,000-job sweep's worth)
 
     def config_error(self, key: str) -> str | None:
         bad = sorted(set(WANDB_PROJECT_FORBIDDEN) & set(self.project))
@@ -95,6 +96,7 @@ class TrainerConfig:
     resume: bool = field()  # skip a job whose folder already holds a finished run of the same config
     overwrite: bool = field()  # write into a folder holding files this tool did not write, or another config's result
     max_memory_gb: float = positive()  # refuse a job whose arrays are estimated above this (limits.py)
+    save_weights: bool = field()  # keep the final weights in the job folder, for probes run later (reprobe)
 
     def config_error(self, key: str) -> str | None:
         cores = available_cores()

@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import hydra
 import numpy as np
@@ -27,6 +27,7 @@ from . import job_claim
 from .config import Config, ConfigError, validate
 from .interruption import parent_watch
 from . import job_files
+from . import weights
 from .job_files import write_csv, write_json
 from .job_probes import ProbeRecords, history_entries, probe_checkpoint, probe_trained
 from .numerics.optimizers import values_used
@@ -34,7 +35,8 @@ from .numerics.training import TrainResult
 from .probes import Point
 from .problem import Problem, compiled, setup_problem, train_alone
 from .summary_schema import entry_error
-from .wandb_run import define_metrics, group_name, log_history_row, start_run
+from .limits import disk_error
+from .wandb_run import define_metrics, group_name, log_file_artifact, log_history_row, start_run
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +166,7 @@ def run_job(
     resume_checked: bool = False,
 ):
     """Train the student on teacher data, probe the landscape, write summary.json, history.csv,
-    landscape.csv and one W&B run into job["output_dir"]; return the summary.
+    the final weights, the probes' files and one W&B run into job["output_dir"]; return the summary.
 
     A diverging run is a result (status "diverged"), not an error. `trained` is this job's result
     when the batched launcher trained it stacked with others; `resume_checked`: the caller has
@@ -182,10 +184,43 @@ def run_job(
     problem = job_files.folder_problem(output_dir, resolved, job["log_name"], config.trainer.overwrite)
     if problem:
         raise ConfigError(f"{problem}; set trainer.overwrite=true to write there anyway")
+    group = config.logger.group or (group_name(job["sweep_dir"]) if job["multirun"] else None)
+    summary = recorded_run(
+        output_dir,
+        config,
+        resolved,
+        job,
+        group,
+        job["override_dirname"] or None,
+        config.logger.job_type,
+        lambda wandb_run: run_experiment(config, output_dir, wandb_run, trained),
+    )
+    log.info(
+        "%s: final loss %.3e after %d epochs; files in %s",
+        summary["status"],
+        summary["final_loss"],
+        summary["epochs_run"],
+        output_dir,
+    )
+    return summary
+
+
+def recorded_run(
+    output_dir: Path,
+    config: Config,
+    resolved: dict[str, Any],
+    job: dict[str, Any],
+    group: str | None,
+    name: str | None,
+    job_type: str,
+    results: Callable[[Any], dict[str, Any]],
+) -> dict[str, Any]:
+    """What a job and a re-probe (nesterov_landscape/reprobe/) share, in a folder its caller holds:
+    the earlier attempt's files removed, one W&B run, `results(wandb_run)` (the summary's results),
+    and summary.json written last; a failure or Ctrl-C is recorded in both and raised again."""
     run_id = wandb_run_id(output_dir, resolved)  # chosen here, so the manifest can name the run before W&B makes it
     job_files.remove_previous_attempt(output_dir)  # never mix its files or W&B runs with an earlier attempt's
     job_files.record(output_dir, job_files.wandb_run_entry(run_id))
-    group = config.logger.group or (group_name(job["sweep_dir"]) if job["multirun"] else None)
     wandb_run, wandb_mode = start_run(
         config.logger.mode,
         config.logger.init_timeout,
@@ -193,9 +228,9 @@ def run_job(
         project=config.logger.project,
         entity=config.logger.entity,
         group=group,
-        job_type=config.logger.job_type,
+        job_type=job_type,
         tags=list(config.logger.tags),
-        name=job["override_dirname"] or None,
+        name=name,
         config=resolved,
         id=run_id,
     )
@@ -210,7 +245,7 @@ def run_job(
     }
     finished_run = False
     try:
-        summary.update(run_experiment(config, output_dir, wandb_run, trained))
+        summary.update(results(wandb_run))
         for key, value in summary.items():  # what the analysis would refuse: a probe's mistake
             if (expected := entry_error(key, value)) is not None:
                 raise ValueError(f"summary entry {key}={value!r}: {expected} (nesterov_landscape/summary_schema.py)")
@@ -233,13 +268,6 @@ def run_job(
             wandb_run.summary.update({"status": summary["status"], "error": summary["error"]})
             wandb_run.finish(exit_code=130 if interrupted else 1)
         raise
-    log.info(
-        "%s: final loss %.3e after %d epochs; files in %s",
-        summary["status"],
-        summary["final_loss"],
-        summary["epochs_run"],
-        output_dir,
-    )
     return summary
 
 
@@ -263,14 +291,27 @@ def run_experiment(
     """Everything after set-up: training (or the result of training this job in a stack,
     `trained`), history.csv, probes and their files. Returns the summary's results."""
     problem = setup_problem(config)
+    disk = os.statvfs(output_dir)
+    if (no_room := disk_error(config, disk.f_bavail * disk.f_frsize)) is not None:  # before hours of training
+        raise OSError(errno.ENOSPC, no_room, str(output_dir))
     records = ProbeRecords()  # the probes' rows at checkpoints, then at the end
     result = train_job(problem, wandb_run, trained, records)
     columns = list(result.history[0])
     write_csv(output_dir / "history.csv", columns, ([r.get(c) for c in columns] for r in result.history))
     out = training_results(problem, result)
     if result.status == "completed":
+        if config.trainer.save_weights:
+            keep_weights(problem, result, wandb_run, output_dir)
         out |= probe_job(problem, result, wandb_run, output_dir, records)
     return out
+
+
+def keep_weights(problem: Problem, result: TrainResult, wandb_run: Any, output_dir: Path) -> None:
+    """The final weights in the job folder (weights.py), and as a W&B artifact if logger.log_weights."""
+    weights.save(output_dir, result.params, result.epochs_run, problem)
+    if problem.config.logger.log_weights:
+        path, metadata = output_dir / job_files.WEIGHTS_FILE, {"epoch": result.epochs_run}
+        log_file_artifact(wandb_run, path, f"weights-{wandb_run.id}", "weights", metadata)
 
 
 def train_job(problem: Problem, wandb_run: Any, trained: TrainResult | None, records: ProbeRecords) -> TrainResult:
@@ -320,8 +361,34 @@ def train_job(problem: Problem, wandb_run: Any, trained: TrainResult | None, rec
     return result
 
 
+# training_results' entries besides the history's final_<entry>: what a re-probe's summary repeats
+TRAINING_KEYS = (
+    "status",
+    "final_loss",
+    "final_grad_norm",
+    "epochs_run",
+    "diverged_at_epoch",
+    "data_seed",
+    "model_seed",
+    "n_params",
+    "raw_label_std",
+    "precision",
+    "device",
+    "gpu",
+    "threads",
+    "train_started_at",
+    "train_seconds",
+    "compile_seconds",
+    "stacked_with",
+    "trained_activation",
+    "optimizer_hyperparams",
+    "steps_per_epoch",
+)
+
+
 def training_results(problem: Problem, result: TrainResult) -> dict[str, Any]:
-    """The summary's record of the training: outcome, seeds, precision, device, time, hyperparameters."""
+    """The summary's record of the training (TRAINING_KEYS and final_<entry>): outcome, seeds,
+    precision, device, time, hyperparameters."""
     config, device = problem.config, problem.device
     out: dict[str, Any] = {
         "status": result.status,
@@ -361,4 +428,5 @@ def probe_job(
     records.write(output_dir)
     records.log(wandb_run)
     out["probe_seconds"] = time.perf_counter() - start + result.probe_seconds
+    out["stacked_probes"] = sorted(result.stacked_probes)  # how a re-probe reproduces them (reprobe/)
     return out

@@ -24,8 +24,16 @@ from .probes import PROBES
 from .summary_schema import RESULTS
 
 MANIFEST = ".manifest"
-# What a job writes besides Hydra's files and its W&B run under wandb/: those of every probe included.
-RESULT_FILES = ("summary.json", "history.csv", *(name for probe in PROBES.values() for name in probe.files))
+# What a job writes besides Hydra's files and its W&B run under wandb/: its final weights
+# (nesterov_landscape/weights.py) and the files of every probe included.
+WEIGHTS_FILE = "weights.safetensors"
+REPROBE_DIR = "reprobe"  # <job>/reprobe/<name>/: a re-probe's folder (nesterov_landscape/reprobe/)
+RESULT_FILES = (
+    "summary.json",
+    "history.csv",
+    WEIGHTS_FILE,
+    *(name for probe in PROBES.values() for name in probe.files),
+)
 # What Hydra (or the batched launcher, in its place) writes for a job before the job's code runs.
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")
 WANDB_DIR = "wandb"
@@ -34,7 +42,7 @@ WANDB_LINKS = ("latest-run", "debug.log", "debug-internal.log")
 # A W&B run's manifest entry (wandb_run_entry), its run id the group.
 WANDB_RUN_ENTRY = re.compile(rf"{WANDB_DIR}/\*-([a-z0-9]+)\*")
 # Settings that do not change a job's numbers: a result made with other values is the same result.
-NOT_RESULT_KEYS = ("logger", "trainer.resume", "trainer.overwrite", "trainer.max_memory_gb")
+NOT_RESULT_KEYS = ("logger", "trainer.resume", "trainer.overwrite", "trainer.max_memory_gb", "trainer.save_weights")
 
 
 def recorded(folder: Path) -> list[str]:
@@ -284,13 +292,17 @@ def _rewrite_manifest(folder: Path, entries: list[str]) -> None:
 
 
 def atomic_write_text(path: Path, text: str, root: Path | None = None) -> None:
+    atomic_write_bytes(path, text.encode(), root)
+
+
+def atomic_write_bytes(path: Path, data: bytes, root: Path | None = None) -> None:
     """Write `path` whole or not at all; `root` is the job folder whose manifest records it
     (default: the file's own folder). A failed write (a full disk) leaves no temp file behind."""
     root = root or path.parent
     record(root, str(path.relative_to(root)))
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(text)
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

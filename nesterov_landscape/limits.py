@@ -1,5 +1,5 @@
 """Limits a job is checked against before any work: the memory its arrays will take, the cores its
-threads may use.
+threads may use, the disk its kept weights will take.
 
 The memory estimate follows what the code allocates: the data, the weights and optimizer state,
 the activations of one forward and backward pass, the history rows, and each probe's arrays (its
@@ -111,6 +111,28 @@ def memory_error(config: Any) -> str | None:
         f"the job's arrays would need {_amount(total)}, more than trainer.max_memory_gb={bound:g}; "
         f"{largest.name} alone would need {_amount(largest.bytes)}. "
         "Make it smaller, or raise trainer.max_memory_gb if the machine has the memory"
+    )
+
+
+# The weights file's header (nesterov_landscape/weights.py): the tensor's dtype and shape, the epoch
+# and the hashes of the data and initial weights; measured about 400 bytes.
+WEIGHTS_HEADER_BYTES = 1024
+
+
+def weights_disk_bytes(config: Any) -> float:
+    """The disk the job's kept weights take (trainer.save_weights), at most: 0 without them."""
+    job = job_size(config)
+    return job.shape.n_params * job.bytes_per_value(None) + WEIGHTS_HEADER_BYTES if config.trainer.save_weights else 0
+
+
+def disk_error(config: Any, free_bytes: float) -> str | None:
+    """A one-line refusal when the disk holding the job's folder has no room for its weights."""
+    needed = weights_disk_bytes(config)
+    if needed <= free_bytes:
+        return None
+    return (
+        f"the job's final weights (trainer.save_weights=true) would need {needed / 1e6:.3g} MB on disk and its "
+        f"folder's disk has {free_bytes / 1e6:.3g} MB free; free some space or set trainer.save_weights=false"
     )
 
 

@@ -14,14 +14,14 @@ from .config import Config
 from .numerics import training
 from .numerics.training import TrainResult
 from .probes import PROBES, checkpoint_every
-from .problem import network_loss, setup_problem
+from .problem import Problem, network_loss, setup_problem
 
 
 def stack_signature(config: Config) -> str | None:
     """Jobs with equal signatures can train stacked; None for a job that must train alone
     (mini-batches, gradient noise or probes during training draw per-run randomness each step).
     Inside a stack, runs may differ in their seeds, label noise and optimizer scalars, in what
-    they log and probe, and in trainer.resume and trainer.max_memory_gb; nothing else."""
+    they log and probe, and in trainer.resume, trainer.max_memory_gb and trainer.save_weights; nothing else."""
     if (
         config.data.batch_size not in (None, config.data.n_points)
         or config.trainer.noise != "none"
@@ -31,7 +31,7 @@ def stack_signature(config: Config) -> str | None:
     fixed = dataclasses.asdict(config)
     for key in ("seed", "logger", "probe"):
         del fixed[key]
-    for group, keys in (("data", ("seed", "label_noise")), ("trainer", ("resume", "max_memory_gb"))):
+    for group, keys in (("data", ("seed", "label_noise")), ("trainer", ("resume", "max_memory_gb", "save_weights"))):
         for key in keys:
             del fixed[group][key]
     fixed["optimizer"] = {  # which scalars are set, not their values
@@ -90,15 +90,9 @@ def train_jobs(configs: list[Config]) -> list[TrainResult]:
     problems = [setup_problem(c) for c in configs]
     first = problems[0]
     device, dtype, shape, config = first.device, first.dtype, first.shape, first.config
-    x = torch.stack([p.data.x for p in problems]).to(device, dtype)
-    y = torch.stack([p.data.y for p in problems]).to(device, dtype)
+    x, y = stacked_data(problems)
     params = torch.stack([p.init for p in problems]).to(device, dtype)
     hyperparams = stacked_hyperparams([p.hyperparams() for p in problems], device, dtype)
-
-    def loss_rows(runs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """Row r: the loss of run runs[r] at weights w[r]."""
-        return network_loss(config, shape, w, x[runs], y[runs])
-
     fast = fast_activation(config)
     results = training.train_stack(
         lambda w: network_loss(config, shape, w, x, y, fast),
@@ -112,25 +106,50 @@ def train_jobs(configs: list[Config]) -> list[TrainResult]:
         result.activation = "rational_tanh" if fast else config.model.activation
     completed = [i for i, r in enumerate(results) if r.status == "completed"]
     if completed:
-        probe_stacked(configs, [results[i] for i in completed], loss_rows, torch.tensor(completed, device=device))
+        index = torch.tensor(completed, device=device)
+        probe_stacked(configs, [results[i] for i in completed], loss_rows(first, x, y), index)
     return results
+
+
+def stacked_data(problems: list[Problem]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The runs' inputs (B, n, d) and labels (B, n), in their training precision and device."""
+    first = problems[0]
+    x = torch.stack([p.data.x for p in problems]).to(first.device, first.dtype)
+    y = torch.stack([p.data.y for p in problems]).to(first.device, first.dtype)
+    return x, y
+
+
+def loss_rows(problem: Problem, x: torch.Tensor, y: torch.Tensor):
+    """The stacked probes' loss: row r the loss of run runs[r] at weights w[r] (probes use torch.tanh)."""
+    return lambda runs, w: network_loss(problem.config, problem.shape, w, x[runs], y[runs])
 
 
 def probe_stacked(configs: list[Config], completed: list[TrainResult], loss_rows, index: torch.Tensor) -> None:
     """The probes that can run for the whole stack at once (a module's `stacked`) on its completed
     runs, where every job of the stack configures them alike; each run gets its result and its share
-    of the time."""
+    of the time. A lone completed run is probed beside a copy of itself, as train_jobs trains one: its
+    gradient alone would take another MKL kernel than in any stack, and its numbers would depend on
+    how many runs of its stack completed."""
+    copies = 2 if len(completed) == 1 else 1
+    index = index.repeat(copies)
+    weights = torch.stack([result.params for result in completed] * copies)
     for name, probe in configs[0].probe.items():
         stacked = PROBES[name].stacked
         if stacked is None or any(c.probe.get(name) != probe for c in configs):
             continue
         start = time.perf_counter()
-        computed = stacked(
-            probe, lambda runs, w: loss_rows(index[runs], w), torch.stack([result.params for result in completed])
-        )
+        computed = stacked(probe, lambda runs, w: loss_rows(index[runs], w), weights)
         if computed is None:
             continue
         share = (time.perf_counter() - start) / len(completed)
         for result, value in zip(completed, computed):
             result.stacked_probes[name] = value
             result.probe_seconds += share
+
+
+def probe_weights(configs: list[Config], problems: list[Problem], results: list[TrainResult]) -> None:
+    """probe_stacked for completed runs given by their weights (results[i].params), as their stack
+    probes them after training: a re-probe's (nesterov_landscape/reprobe/)."""
+    x, y = stacked_data(problems)
+    index = torch.arange(len(results), device=x.device)
+    probe_stacked(configs, results, loss_rows(problems[0], x, y), index)

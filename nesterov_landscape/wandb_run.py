@@ -170,3 +170,13 @@ def line_charts(
         summary[chart.spec.table_key] = table  # one table file: a table is written once, where first logged
         run._config_callback(key=chart.spec.config_key, val=chart.spec.config_value)  # as run.log registers a chart
     run.summary.update(summary)
+
+
+def log_file_artifact(run: Any, path: Path, name: str, kind: str, metadata: dict[str, Any]) -> None:
+    """A file of the job (its weights) as a W&B artifact of type `kind`; nothing with W&B disabled.
+    Offline, W&B stages a copy in its data folder (WANDB_DATA_DIR) for `wandb sync` to upload."""
+    if run.disabled:
+        return
+    artifact = wandb.Artifact(name, type=kind, metadata=metadata)
+    artifact.add_file(str(path))
+    run.log_artifact(artifact)

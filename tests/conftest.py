@@ -23,6 +23,11 @@ def _isolated_wandb(tmp_path, monkeypatch):
 
 
 def pytest_configure(config):
+    # A shell's background job (`make test &`, nohup) starts with SIGINT ignored, and an ignored
+    # signal stays ignored in every child: the Ctrl-C cases' jobs would then finish as if never
+    # interrupted. Handled (not ignored) here, SIGINT is the default again in each child after exec.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line("markers", f"guards(*kinds): what a fault case checks, of: {', '.join(GUARDS)}")
     # The commands the tests start take Ctrl-C as a terminal's commands do. A shell without job
     # control starts a background job (`make test &` in a script) with SIGINT ignored; every child

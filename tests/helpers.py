@@ -86,6 +86,11 @@ def as_module(shape: MLPShape, activation: str, params: torch.Tensor) -> torch.n
     return torch.nn.Sequential(*layers)
 
 
+def cli_env(env: dict | None = None) -> dict:
+    """The environment of a command the tests run: this test's (its W&B isolation, say), W&B quiet."""
+    return {**os.environ, "WANDB_SILENT": "true", **(env or {})}
+
+
 def run_cli(
     *args: str,
     cwd: Path,
@@ -96,16 +101,27 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     """`python -m nesterov_landscape ARGS` as a user runs it, after `prefix` (a command that runs it);
     `popen`: more of subprocess.run's arguments (say user= and group= for another user)."""
-    full_env = {**os.environ, "WANDB_SILENT": "true", **(env or {})}
     return subprocess.run(
         [*prefix, sys.executable, "-m", "nesterov_landscape", *args],
         cwd=cwd,
-        env=full_env,
+        env=cli_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
         **popen,
     )
+
+
+def start_cli(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
+    """`python -m nesterov_landscape ARGS` in the background, its output in `log`."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "nesterov_landscape", *args],
+            cwd=cwd,
+            env=cli_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def run_analysis(*args: str, cwd: Path, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:

@@ -19,10 +19,9 @@ import pytest
 from nesterov_landscape import job_claim
 from nesterov_landscape.config import ConfigError, validate
 
-from .helpers import ROOT, TINY, compose_config, run_analysis, run_cli
+from .helpers import ROOT, TINY, cli_env, compose_config, run_analysis, run_cli, start_cli
 from .synthetic import completed_summary, decaying_history, job_config, write_job, write_multirun_yaml
 
-ENV = {**os.environ, "WANDB_SILENT": "true"}
 # A job long enough to be caught training (about 0.5 ms per epoch here); its log has a line at
 # epochs 800, 1600, ... (a tenth of the epochs), the moment the tests strike.
 LONG = [*TINY, "trainer.epochs=8000", "trainer.log_every=100", "probe=none"]
@@ -68,14 +67,6 @@ def wandb_state(run_dir: Path) -> str:
 
 def summary(job_dir: Path) -> dict:
     return json.loads((job_dir / "summary.json").read_text())
-
-
-def start(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
-    """`python -m nesterov_landscape ARGS` in the background, its output in `log`."""
-    with log.open("w") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "nesterov_landscape", *args], cwd=cwd, env=ENV, stdout=out, stderr=subprocess.STDOUT
-        )
 
 
 def wait_for(condition, timeout: float = 120, what: str = "") -> None:
@@ -286,7 +277,7 @@ def test_a_sweep_folder_that_cannot_be_written_is_one_line(tmp_path):
 def test_kill_9_during_a_sweep_then_rerun_gives_one_wandb_run_per_job(tmp_path):
     sweep = tmp_path / "sweep"
     args = [*LONG, "seed=0,1,2", f"hydra.sweep.dir={sweep}", "--multirun"]
-    first = start(*args, cwd=tmp_path, log=tmp_path / "first.log")
+    first = start_cli(*args, cwd=tmp_path, log=tmp_path / "first.log")
     wait_for(lambda: training(sweep / "1"), what="job 1 to train")
     first.send_signal(signal.SIGKILL)
     first.wait()
@@ -304,7 +295,7 @@ def test_kill_9_during_a_sweep_then_rerun_gives_one_wandb_run_per_job(tmp_path):
 def test_ctrl_c_records_interrupted_and_the_same_command_finishes_it(tmp_path):
     job = tmp_path / "job"
     args = [*LONG, f"hydra.run.dir={job}"]
-    first = start(*args, cwd=tmp_path, log=tmp_path / "first.log")
+    first = start_cli(*args, cwd=tmp_path, log=tmp_path / "first.log")
     wait_for(lambda: training(job), what="the job to train")
     first.send_signal(signal.SIGINT)
     assert first.wait(timeout=60) == 130
@@ -333,7 +324,7 @@ def test_ctrl_c_of_a_batched_sweep_records_each_running_job_interrupted(n_jobs, 
         process = subprocess.Popen(
             [sys.executable, "-m", "nesterov_landscape", *args, f"hydra.sweep.dir={sweep}", "--multirun"],
             cwd=tmp_path,
-            env=ENV,
+            env=cli_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, as a terminal gives a command
@@ -385,8 +376,8 @@ def test_a_failed_job_run_again_replaces_its_wandb_run_and_files(tmp_path):
 def test_two_identical_sweeps_at_once_run_each_job_once(tmp_path):
     sweep = tmp_path / "sweep"
     args = [*TINY, "trainer.epochs=1500", "seed=0,1,2,3", f"hydra.sweep.dir={sweep}", "--multirun"]
-    a = start(*args, cwd=tmp_path, log=tmp_path / "a.log")
-    b = start(*args, cwd=tmp_path, log=tmp_path / "b.log")
+    a = start_cli(*args, cwd=tmp_path, log=tmp_path / "a.log")
+    b = start_cli(*args, cwd=tmp_path, log=tmp_path / "b.log")
     assert a.wait(timeout=300) == 0 and b.wait(timeout=300) == 0
     logs = (tmp_path / "a.log").read_text() + (tmp_path / "b.log").read_text()
     assert logs.count("completed: final loss") == 4  # each job trained by one process only
@@ -401,8 +392,8 @@ def test_two_identical_batched_sweeps_at_once_run_each_job_once(tmp_path):
     other sweep wrote it since, and skip it: each job is trained and written by one sweep only."""
     sweep = tmp_path / "sweep"
     args = [*TINY, "trainer.epochs=1500", "seed=0,1,2,3", "hydra/launcher=batched", f"hydra.sweep.dir={sweep}"]
-    a = start(*args, "--multirun", cwd=tmp_path, log=tmp_path / "a.log")
-    b = start(*args, "--multirun", cwd=tmp_path, log=tmp_path / "b.log")
+    a = start_cli(*args, "--multirun", cwd=tmp_path, log=tmp_path / "a.log")
+    b = start_cli(*args, "--multirun", cwd=tmp_path, log=tmp_path / "b.log")
     assert a.wait(timeout=300) == 0 and b.wait(timeout=300) == 0
     counts = {}  # how each sweep's jobs ended: its closing line, "4 jobs in 5.2 s: 3 completed, 1 skipped"
     for name in ("a", "b"):
@@ -426,8 +417,8 @@ def test_two_single_jobs_in_the_same_second_get_two_complete_folders(tmp_path):
         (folder / ".hydra").mkdir(parents=True)
         (folder / "summary.json").write_text('{"status": "completed", "seed": 99}')
     time.sleep(1 - datetime.now().microsecond / 1e6)  # start both at the top of a second
-    one = start(*TINY, "seed=1", "probe=[gradient_line,hessian]", cwd=tmp_path, log=tmp_path / "one.log")
-    two = start(*TINY, "seed=2", cwd=tmp_path, log=tmp_path / "two.log")
+    one = start_cli(*TINY, "seed=1", "probe=[gradient_line,hessian]", cwd=tmp_path, log=tmp_path / "one.log")
+    two = start_cli(*TINY, "seed=2", cwd=tmp_path, log=tmp_path / "two.log")
     assert one.wait(timeout=120) == 0 and two.wait(timeout=120) == 0
     for folder in taken:  # the earlier jobs' folders are untouched
         assert sorted(p.name for p in folder.iterdir()) == [".hydra", "summary.json"]
@@ -501,7 +492,7 @@ def test_a_claim_excludes_a_second_claimant(tmp_path):
 def test_joblib_workers_of_a_killed_sweep_stop_their_jobs(tmp_path):
     sweep = tmp_path / "sweep"
     args = [*LONG, "trainer.epochs=40000", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
-    parent = start(*args, f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path, log=tmp_path / "sweep.log")
+    parent = start_cli(*args, f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path, log=tmp_path / "sweep.log")
     workers = []
     try:
         wait_for(lambda: training(sweep / "0", 4000) and training(sweep / "1", 4000), what="both jobs to train")
@@ -713,7 +704,7 @@ def test_jobs_caught_mid_write_feed_no_statistic(tmp_path):
     sweep = tmp_path / "sweep"
     samples = "probe.hessian.trace_samples=10,200000"  # job 1 probes for minutes
     args = [*TINY, "trainer.epochs=300", "probe=[hessian]", samples, f"hydra.sweep.dir={sweep}", "--multirun"]
-    running = start(*args, cwd=tmp_path, log=tmp_path / "sweep.log")
+    running = start_cli(*args, cwd=tmp_path, log=tmp_path / "sweep.log")
     try:
         wait_for(lambda: (sweep / "1" / "history.csv").exists(), what="job 1 to write its history")
     finally:

@@ -180,7 +180,12 @@ def test_a_rerun_removes_exactly_the_earlier_attempts_files(tmp_path):
     assert (folder / "notes.txt").read_text() == "mine\n"
     assert len(list(folder.glob("wandb/offline-run-*"))) == 1
     assert summary(folder)["files"] == sorted(
-        ["history.csv", "summary.json", str(next(folder.glob("wandb/offline-run-*")).relative_to(folder))]
+        [
+            "history.csv",
+            "summary.json",
+            "weights.safetensors",
+            str(next(folder.glob("wandb/offline-run-*")).relative_to(folder)),
+        ]
     )
 
 
