@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SWEEP ?=
 ARGS ?=
 
-.PHONY: run test test-fast lint analysis reprobe bench clean
+.PHONY: run test test-fast lint analysis reprobe leet sync bench clean
 
 $(BIN)/nesterov-landscape-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ analysis: $(BIN)/nesterov-landscape-installed
 # probe a finished sweep (or job) again at its kept weights: SWEEP=multirun/<date>/<time> ARGS="probe=[hessian]"
 reprobe: $(BIN)/nesterov-landscape-installed
 	$(BIN)/python -m nesterov_landscape.reprobe $(SWEEP) $(ARGS)
+
+# every job's W&B run of the newest sweep (or SWEEP=...) in one `wandb leet`, all selected (docs/wandb.md)
+leet: $(BIN)/nesterov-landscape-installed
+	$(BIN)/python -m multirun_analysis.wandb_sweep leet $(SWEEP)
+
+# upload the newest sweep's (or SWEEP=...) offline W&B runs, the jobs' and the analysis's, with
+# `wandb sync -n 8`, skipping runs synced before; ARGS="-n 16" or ARGS=--dry-run
+sync: $(BIN)/nesterov-landscape-installed
+	$(BIN)/python -m multirun_analysis.wandb_sweep sync $(SWEEP) $(ARGS)
 
 # side-by-side timings of every way to run the paper preset; the report is saved under benchmarks/
 bench: $(BIN)/nesterov-landscape-installed

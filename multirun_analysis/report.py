@@ -102,7 +102,7 @@ def write_report(
     if wandb_mode != "disabled":
         tables = {"shares": shares, "summary": summary, "metrics": medians, "runs": sweep.runs}
         try:
-            wandb_run = log_analysis(runs, out, tables, figures, answer_md, wandb_mode, sweep.problems)
+            wandb_run = log_analysis(sweep, runs, keys, out, tables, figures, answer_md, wandb_mode)
         except Exception as error:  # the files are written: a W&B failure must not lose them
             sweep.problems.append(f"logging the analysis to W&B failed: {type(error).__name__}: {error}")
     return Analysis(summary_md, shares_md, answer_md, wandb_run)

@@ -11,7 +11,8 @@ import pandas as pd
 from .load import NOT_METRICS, RESULTS, Sweep, flatten, job_status
 from .wandb_log import JOB_TYPE
 
-HISTORY_KEYS = {"epoch": "epoch", "train/loss": "loss", "train/grad_norm": "grad_norm"}
+# W&B's step is the job's epoch (nesterov_landscape.wandb_run.log_history_row)
+HISTORY_KEYS = {"_step": "epoch", "train/loss": "loss", "train/grad_norm": "grad_norm"}
 
 
 def run_config(run) -> dict:

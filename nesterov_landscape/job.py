@@ -29,14 +29,14 @@ from .interruption import parent_watch
 from . import job_files
 from . import weights
 from .job_files import write_csv, write_json
-from .job_probes import ProbeFiles, history_entries, probe_checkpoint, probe_trained
+from .job_probes import ProbeRecords, history_entries, probe_checkpoint, probe_trained
 from .numerics.optimizers import values_used
 from .numerics.training import TrainResult
 from .probes import Point
 from .problem import Problem, compiled, setup_problem, train_alone
 from .summary_schema import entry_error
 from .limits import disk_error
-from .wandb_run import log_file_artifact, start_run
+from .wandb_run import define_metrics, group_name, log_file_artifact, log_history_row, start_run
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def run_job(
     problem = job_files.folder_problem(output_dir, resolved, job["log_name"], config.trainer.overwrite)
     if problem:
         raise ConfigError(f"{problem}; set trainer.overwrite=true to write there anyway")
-    group = config.logger.group or (Path(job["sweep_dir"]).as_posix().replace("/", "_") if job["multirun"] else None)
+    group = config.logger.group or (group_name(job["sweep_dir"]) if job["multirun"] else None)
     summary = recorded_run(
         output_dir,
         config,
@@ -218,8 +218,8 @@ def recorded_run(
     """What a job and a re-probe (nesterov_landscape/reprobe/) share, in a folder its caller holds:
     the earlier attempt's files removed, one W&B run, `results(wandb_run)` (the summary's results),
     and summary.json written last; a failure or Ctrl-C is recorded in both and raised again."""
+    run_id = wandb_run_id(output_dir, resolved)  # chosen here, so the manifest can name the run before W&B makes it
     job_files.remove_previous_attempt(output_dir)  # never mix its files or W&B runs with an earlier attempt's
-    run_id = uuid.uuid4().hex[:8]  # chosen here, so the manifest can name the run before W&B makes it
     job_files.record(output_dir, job_files.wandb_run_entry(run_id))
     wandb_run, wandb_mode = start_run(
         config.logger.mode,
@@ -234,6 +234,7 @@ def recorded_run(
         config=resolved,
         id=run_id,
     )
+    define_metrics(wandb_run)
     summary: dict[str, Any] = {
         "status": "running",
         "seed": config.seed,
@@ -270,6 +271,20 @@ def recorded_run(
     return summary
 
 
+def wandb_run_id(output_dir: Path, resolved: dict[str, Any]) -> str:
+    """The W&B run id of the folder's earlier attempt when that attempt was cut short (killed, failed,
+    interrupted) running the same config: online, the re-run resumes that run and finishes it instead
+    of leaving it crashed beside a new one. A new id otherwise: a finished result run again is a new
+    result, and another config is another run."""
+    summary = job_files.read_summary(output_dir)
+    same_attempt = summary is None or (
+        not job_files.finished(summary)
+        and job_files.result_identity(summary.get("config") or {}) == job_files.result_identity(resolved)
+    )
+    earlier = job_files.recorded_wandb_run_ids(output_dir)
+    return earlier[-1] if same_attempt and earlier else uuid.uuid4().hex[:8]
+
+
 def run_experiment(
     config: Config, output_dir: Path, wandb_run: Any, trained: TrainResult | None = None
 ) -> dict[str, Any]:
@@ -279,15 +294,15 @@ def run_experiment(
     disk = os.statvfs(output_dir)
     if (no_room := disk_error(config, disk.f_bavail * disk.f_frsize)) is not None:  # before hours of training
         raise OSError(errno.ENOSPC, no_room, str(output_dir))
-    files = ProbeFiles()  # the probes' rows at checkpoints, then at the end
-    result = train_job(problem, wandb_run, trained, files)
+    records = ProbeRecords()  # the probes' rows at checkpoints, then at the end
+    result = train_job(problem, wandb_run, trained, records)
     columns = list(result.history[0])
     write_csv(output_dir / "history.csv", columns, ([r.get(c) for c in columns] for r in result.history))
     out = training_results(problem, result)
     if result.status == "completed":
         if config.trainer.save_weights:
             keep_weights(problem, result, wandb_run, output_dir)
-        out |= probe_job(problem, result, wandb_run, output_dir, files)
+        out |= probe_job(problem, result, wandb_run, output_dir, records)
     return out
 
 
@@ -299,7 +314,7 @@ def keep_weights(problem: Problem, result: TrainResult, wandb_run: Any, output_d
         log_file_artifact(wandb_run, path, f"weights-{wandb_run.id}", "weights", metadata)
 
 
-def train_job(problem: Problem, wandb_run: Any, trained: TrainResult | None, files: ProbeFiles) -> TrainResult:
+def train_job(problem: Problem, wandb_run: Any, trained: TrainResult | None, records: ProbeRecords) -> TrainResult:
     """Train the job alone, or take its result from its stack (`trained`); either way each history
     row goes to W&B, the log and a progress bar as it comes."""
     config, probes = problem.config, problem.config.probe
@@ -311,15 +326,14 @@ def train_job(problem: Problem, wandb_run: Any, trained: TrainResult | None, fil
     def on_record(row: dict[str, float]) -> None:
         check_parent()
         row.update(history_entries(probes, row))
-        metrics = {f"train/{k}": v for k, v in row.items() if k != "epoch"}
-        wandb_run.log({"epoch": row["epoch"], **metrics}, step=row["epoch"])
+        log_history_row(wandb_run, row)
         bar.update(row["epoch"] - bar.n)
         bar.set_postfix(loss=f"{row['loss']:.3e}", refresh=False)
         if row["epoch"] % log_stride == 0 or row["epoch"] == epochs or not math.isfinite(row["loss"]):
             log.info("epoch %d: loss %.3e, grad norm %.3e", row["epoch"], row["loss"], row["grad_norm"])
 
     def on_checkpoint(epoch: int, weights: torch.Tensor) -> None:
-        probe_checkpoint(probes, Point(weights, epoch, problem.loss_in, problem.dtype, config.seed), wandb_run, files)
+        probe_checkpoint(probes, Point(weights, epoch, problem.loss_in, problem.dtype, config.seed), records)
 
     if trained is not None:
         log.info("trained in a stack with %d other jobs of the same shape", trained.stacked_with)
@@ -404,14 +418,15 @@ def training_results(problem: Problem, result: TrainResult) -> dict[str, Any]:
 
 
 def probe_job(
-    problem: Problem, result: TrainResult, wandb_run: Any, output_dir: Path, files: ProbeFiles
+    problem: Problem, result: TrainResult, wandb_run: Any, output_dir: Path, records: ProbeRecords
 ) -> dict[str, Any]:
     """The selected probes at the final weights (some may come computed by the stack); their
     files, W&B tables and summary entries."""
     start = time.perf_counter()
     at = Point(result.params, result.epochs_run, problem.loss_in, problem.dtype, problem.config.seed)
-    out = probe_trained(problem.config.probe, at, result.stacked_probes, wandb_run, files)
-    files.write(output_dir)
+    out = probe_trained(problem.config.probe, at, result.stacked_probes, records)
+    records.write(output_dir)
+    records.log(wandb_run)
     out["probe_seconds"] = time.perf_counter() - start + result.probe_seconds
     out["stacked_probes"] = sorted(result.stacked_probes)  # how a re-probe reproduces them (reprobe/)
     return out

@@ -39,6 +39,8 @@ HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml
 WANDB_DIR = "wandb"
 # Links W&B (re)makes in wandb/ at every start, pointing into the newest run.
 WANDB_LINKS = ("latest-run", "debug.log", "debug-internal.log")
+# A W&B run's manifest entry (wandb_run_entry), its run id the group.
+WANDB_RUN_ENTRY = re.compile(rf"{WANDB_DIR}/\*-([a-z0-9]+)\*")
 # Settings that do not change a job's numbers: a result made with other values is the same result.
 NOT_RESULT_KEYS = ("logger", "trainer.resume", "trainer.overwrite", "trainer.max_memory_gb", "trainer.save_weights")
 
@@ -62,7 +64,7 @@ def _tool_entry(entry: str) -> bool:
         entry in RESULT_FILES
         or entry in HYDRA_FILES
         or re.fullmatch(r"[^/*?\[\]]+\.log", entry) is not None  # the job's log, <hydra.job.name>.log
-        or re.fullmatch(rf"{WANDB_DIR}/\*-[a-z0-9]+\*", entry) is not None  # wandb_run_entry
+        or WANDB_RUN_ENTRY.fullmatch(entry) is not None
     ) and ".." not in entry
 
 
@@ -86,6 +88,12 @@ def wandb_run_entry(run_id: str) -> str:
     return f"{WANDB_DIR}/*-{run_id}*"
 
 
+def recorded_wandb_run_ids(folder: Path) -> list[str]:
+    """The W&B run ids the manifest records (wandb_run_entry), in the order written."""
+    entries = (WANDB_RUN_ENTRY.fullmatch(entry) for entry in recorded(folder))
+    return [match.group(1) for match in entries if match]
+
+
 def _owned(name: str, entries: list[str]) -> bool:
     return any(name == e or _is_own_wandb_run(name, e) for e in entries)
 
@@ -94,7 +102,7 @@ def _is_own_wandb_run(name: str, entry: str) -> bool:
     """`name` is the W&B run folder that manifest entry wandb/*-<id>* stands for: exactly the name W&B
     gives it (offline-run-<date>_<time>-<id>, or run-..., the id maybe with start_run's "o"), so that
     a copy beside it (<folder>old) or a file named with the id is not the tool's."""
-    match = re.fullmatch(rf"{WANDB_DIR}/\*-([a-z0-9]+)\*", entry)
+    match = WANDB_RUN_ENTRY.fullmatch(entry)
     return (
         match is not None
         and re.fullmatch(rf"{WANDB_DIR}/(offline-)?run-\d{{8}}_\d{{6}}-{match.group(1)}o?", name) is not None

@@ -29,6 +29,13 @@ def pytest_configure(config):
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line("markers", f"guards(*kinds): what a fault case checks, of: {', '.join(GUARDS)}")
+    # The commands the tests start take Ctrl-C as a terminal's commands do. A shell without job
+    # control starts a background job (`make test &` in a script) with SIGINT ignored; every child
+    # inherits that and Python keeps it (no KeyboardInterrupt), so the Ctrl-C cases would see a job
+    # run to its end (exit 0) and a sweep of one worker train on. A handler, unlike SIG_IGN, is not
+    # inherited: the children start with SIGINT's default.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -50,10 +50,11 @@ def test_the_probes_and_the_summary_schema_import_no_torch():
 
 def test_the_analysis_package_holds_only_what_the_tool_runs():
     """Every module of multirun_analysis is imported by `python -m multirun_analysis` (wandb_source with
-    --wandb): what only the tests use, such as hand-written job folders, lives under tests/."""
+    --wandb) or `python -m multirun_analysis.wandb_sweep` (make leet, make sync): what only the tests
+    use, such as hand-written job folders, lives under tests/."""
     shipped = {f"multirun_analysis.{path.stem}" for path in (ROOT / "multirun_analysis").glob("*.py")}
     code = (
-        "import sys, multirun_analysis.__main__, multirun_analysis.wandb_source\n"
+        "import sys, multirun_analysis.__main__, multirun_analysis.wandb_source, multirun_analysis.wandb_sweep\n"
         "print(' '.join(m for m in sys.modules if m.startswith('multirun_analysis.')))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

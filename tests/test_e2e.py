@@ -53,7 +53,7 @@ def test_multirun_of_two_seeds(tmp_path):
         assert run_record(run_records)["display_name"] == ",".join(sorted([*TINY, f"seed={n}"]))
         history = read_history(job / "history.csv")
         logged = history_rows(run_records)
-        assert [row["epoch"] for row in logged] == [row["epoch"] for row in history]
+        assert [row["_step"] for row in logged] == [row["epoch"] for row in history]
         assert [row["train/loss"] for row in logged] == [row["loss"] for row in history]
         assert [row["train/grad_norm"] for row in logged] == [row["grad_norm"] for row in history]
 
@@ -85,8 +85,9 @@ def test_an_invalid_job_leaves_nothing_and_the_sweep_goes_on(tmp_path):
     "env,reason",
     [
         ({}, "no credentials"),  # never reaches wandb's account prompt nor the server
-        # an unreachable server: wandb gives up after logger.init_timeout (timed in benchmarks/wandb_fallback.py)
-        ({"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}, "Timed out"),
+        # an unreachable server: wandb gives up after logger.init_timeout (timed in benchmarks/wandb_fallback.py),
+        # asking whether the job's run exists to resume it (resume="allow")
+        ({"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}, "Failed to get resume status"),
     ],
 )
 def test_online_without_network_falls_back_to_offline(env, reason, tmp_path):

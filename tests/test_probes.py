@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from nesterov_landscape.job_probes import ProbeFiles
+from nesterov_landscape.job_probes import ProbeRecords
 from nesterov_landscape.numerics.lines import gradient_line, gradient_lines, random_directions, random_lines, t_grid
 from nesterov_landscape.numerics.mlp import MLPShape, forward, init_params
 from nesterov_landscape.numerics.spectrum import directional_curvature, hessian_spectrum
@@ -381,9 +381,9 @@ def test_hessian_probe_with_default_lanczos_steps_against_a_dense_hessian(tmp_pa
     assert defaults["lanczos_steps"] == 60 and shape.n_params == 1121
     at = Point(params, epoch=0, loss_in=loss_in, train_dtype=torch.float64, seed=0)
     output = hessian_probe.run(hessian_probe.HessianConfig(**defaults), at)
-    files = ProbeFiles()
-    files.add("hessian", output.files)
-    files.write(tmp_path)
+    records = ProbeRecords()
+    records.add("hessian", output)
+    records.write(tmp_path)
     out = output.summary
     dense = torch.autograd.functional.hessian(loss_in(torch.float64), params)
     eigenvalues = torch.linalg.eigvalsh(dense).flip(0)

@@ -38,7 +38,8 @@ def overview(run: Path) -> dict:
 
 
 def history_rows(run_records: list[dict]) -> list[dict]:
-    """The logged training rows (those with train/loss) of a run's records, in order."""
+    """The logged training rows (those with train/loss) of a run's records, in order; W&B's step
+    (`_step`) is the epoch."""
     items = [r["history"]["item"] for r in run_records if r.get("type") == "history"]
     return [item for item in items if "train/loss" in item]
 

@@ -34,14 +34,15 @@ class Table:
 
 
 @dataclass
-class WandbTable:
-    """A table logged to W&B at the probe's epoch as `<key>/table`, with a line plot `<key>/<y>` of
-    each column y in `plots` (to its title) against column x."""
+class WandbTable(Table):
+    """Rows for the W&B table `<key>/table` of the job's run, with a line chart `<key>/<y>` of each
+    column y in `plots` (to its title) against column x, one line per value of column `line` (None:
+    one line). Every run of a job's probe, at checkpoints and at the end, adds to the one table."""
 
     key: str
-    columns: dict[str, list[float]]
     x: str
     plots: dict[str, str]
+    line: str | None = None
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Point:
     train_dtype: Any
     seed: int  # the job's seed
     summary: dict[str, Any] = field(default_factory=dict)  # the entries of the probes run before (see `reads`)
+    wandb: list[WandbTable] = field(default_factory=list)  # the W&B tables of the probes run before (`reads`)
     stacked: Any = None  # what `stacked` computed for this run in its stack, if it did
 
     def dtype(self, precision: str | None) -> Any:
@@ -97,7 +99,8 @@ class Probe:
     # (weights (B, P), loss_rows as numerics.lines.line_profiles takes it), one Point.stacked per
     # run; None where it cannot be. Only runs whose probe.<name> configs are equal share it.
     stacked: Callable[[Any, Callable, Any], list[Any] | None] | None = None
-    reads: tuple[str, ...] = ()  # probes whose summary entries run reads in Point.summary: they run first
+    # probes whose summary entries and W&B tables run reads (Point.summary, Point.wandb): they run first
+    reads: tuple[str, ...] = ()
     # check(config, job) -> a one-line refusal naming the keys, for rules that tie the probe's
     # config to the job's (field rules are the dataclass's: config.py)
     check: Callable[[Any, Any], str | None] = lambda config, job: None

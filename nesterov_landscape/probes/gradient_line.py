@@ -3,7 +3,8 @@ along the unit gradient g, its derivatives and the strong-aiming estimate mu(t) 
 (the math: numerics/lines.py). At the trained weights, and every `every` epochs during training.
 
 It writes landscape.csv (one row per grid point and probed epoch), logs the grid to W&B as the
-table landscape/table with plots of phi, phi'' and mu, and gives the summary phi''(0) two ways and,
+table landscape/table with charts of phi, phi'' and mu, a line per probed epoch (the checkpoints
+overlaid), and gives the summary phi''(0) two ways and,
 for each radius r, the minima of phi'', mu and mu_exact over |t| <= r (phi_dd_min_0p1 for r = 0.1).
 """
 
@@ -22,10 +23,11 @@ log = logging.getLogger(__name__)
 
 # landscape.csv's columns after the epoch
 COLUMNS = ("t", "phi", "phi_d", "phi_dd", "mu", "phi_d_exact", "phi_dd_exact", "mu_exact")
+WANDB_KEY = "landscape"  # its W&B table, landscape/table: the epoch, t and the plotted columns
 PLOTS = {"phi": "phi(t) = L(w + t g)", "phi_dd": "phi''(t), central differences", "mu": "strong-aiming mu(t)"}
-# A grid point kept for landscape.csv (a list of 9 floats, ~420 bytes, and its CSV text), plus, at
-# each checkpoint, the column lists and the W&B table built from them.
-POINT_BYTES = 800
+# A grid point kept for landscape.csv (a list of 9 floats, ~420 bytes, and its CSV text) and for
+# the W&B table (a list of the same floats, ~100 bytes), plus the column lists of the one probed now.
+POINT_BYTES = 900
 CHECKPOINT_POINT_BYTES = 1000
 
 
@@ -94,10 +96,20 @@ def run(config: GradientLineConfig, at: Any) -> ProbeOutput:
         log.warning("gradient_line probe at epoch %d skipped: the gradient is zero or not finite", at.epoch)
         return ProbeOutput(summary=out | {"probe_status": "skipped: zero or non-finite gradient"})
     grid = {name: values.cpu().tolist() for name, values in columns(line).items()}
+    plotted = ["t", *PLOTS]
     return ProbeOutput(
         summary=out | {"probe_status": "completed"} | summary_entries(line, config.radii),
         files={"landscape.csv": Table(["epoch", *COLUMNS], [[at.epoch, *row] for row in zip(*grid.values())])},
-        wandb=[WandbTable("landscape", {k: grid[k] for k in ("t", "phi", "phi_dd", "mu")}, "t", PLOTS)],
+        wandb=[
+            WandbTable(
+                ["epoch", *plotted],
+                [[at.epoch, *row] for row in zip(*(grid[k] for k in plotted))],
+                key=WANDB_KEY,
+                x="t",
+                plots=PLOTS,
+                line="epoch",
+            )
+        ],
     )
 
 

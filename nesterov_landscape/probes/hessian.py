@@ -1,15 +1,17 @@
 """The Hessian at the trained weights: its top eigenvalues (Lanczos) and its trace (Hutchinson),
 from Hessian-vector products (the math: numerics/spectrum.py).
 
-It writes hessian.csv (rank, eigenvalue) and gives the summary the eigenvalues, the trace with its
-standard error, and phi''(0) along the unit gradient over the largest eigenvalue."""
+It writes hessian.csv (rank, eigenvalue), logs it to W&B as the table hessian/table with a chart of
+the eigenvalues by rank (its title gives the trace with its standard error), and gives the summary
+the eigenvalues, the trace with its standard error, and phi''(0) along the unit gradient over the
+largest eigenvalue."""
 
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..numerics.choices import PRECISIONS
 from ..numerics.constraints import at_least, one_of, seed_value
-from . import ProbeOutput, Table, register
+from . import ProbeOutput, Table, WandbTable, register
 
 
 @dataclass
@@ -59,8 +61,14 @@ def run(config: HessianConfig, at: Any) -> ProbeOutput:
         "phi_dd_over_lambda_max": gradient_curvature / spectrum.top_eigenvalues[0],
     }
     out |= {f"hessian_eig_{i}": value for i, value in enumerate(spectrum.top_eigenvalues, start=1)}
-    table = Table(["rank", "eigenvalue"], [[i, value] for i, value in enumerate(spectrum.top_eigenvalues, start=1)])
-    return ProbeOutput(summary=out, files={"hessian.csv": table})
+    columns = ["rank", "eigenvalue"]
+    rows = [[i, value] for i, value in enumerate(spectrum.top_eigenvalues, start=1)]
+    title = f"top {len(rows)} Hessian eigenvalues; trace {spectrum.trace:.4g} ± {spectrum.trace_std_error:.2g}"
+    return ProbeOutput(
+        summary=out,
+        files={"hessian.csv": Table(columns, rows)},
+        wandb=[WandbTable(columns, rows, key="hessian", x="rank", plots={"eigenvalue": title})],
+    )
 
 
 def memory(config: HessianConfig, job: Any) -> dict[str, float]:

@@ -21,7 +21,7 @@ import torch
 from .. import job_claim, job_files, weights
 from ..config import Config, validate_values
 from ..job import TRAINING_KEYS, finished_summary, probe_job, recorded_run, versions
-from ..job_probes import ProbeFiles
+from ..job_probes import ProbeRecords
 from ..numerics.training import TrainResult
 from ..problem import Problem, setup_problem
 from ..stack import probe_weights, runs_within_memory, stack_signature
@@ -192,7 +192,7 @@ def reprobe_results(reprobe: Reprobe, result: TrainResult | None, wandb_run: Any
         "weights_sha256": reprobe.weights_sha256,
     }
     if result is not None:
-        out |= probe_job(reprobe.problem, result, wandb_run, reprobe.folder, ProbeFiles())
+        out |= probe_job(reprobe.problem, result, wandb_run, reprobe.folder, ProbeRecords())
     return out
 
 
