@@ -218,7 +218,8 @@ def recorded_run(
     """What a job and a re-probe (nesterov_landscape/reprobe/) share, in a folder its caller holds:
     the earlier attempt's files removed, one W&B run, `results(wandb_run)` (the summary's results),
     and summary.json written last; a failure or Ctrl-C is recorded in both and raised again."""
-    run_id = wandb_run_id(output_dir, resolved)  # chosen here, so the manifest can name the run before W&B makes it
+    # chosen here, so the manifest can name the run before W&B makes it
+    run_id = wandb_run_id(output_dir, resolved, config.logger.mode)
     job_files.remove_previous_attempt(output_dir)  # never mix its files or W&B runs with an earlier attempt's
     job_files.record(output_dir, job_files.wandb_run_entry(run_id))
     wandb_run, wandb_mode = start_run(
@@ -271,18 +272,20 @@ def recorded_run(
     return summary
 
 
-def wandb_run_id(output_dir: Path, resolved: dict[str, Any]) -> str:
-    """The W&B run id of the folder's earlier attempt when that attempt was cut short (killed, failed,
-    interrupted) running the same config: online, the re-run resumes that run and finishes it instead
-    of leaving it crashed beside a new one. A new id otherwise: a finished result run again is a new
-    result, and another config is another run."""
+def wandb_run_id(output_dir: Path, resolved: dict[str, Any], mode: str) -> str:
+    """Online, the W&B run id of the folder's earlier attempt when that attempt was cut short (killed,
+    failed, interrupted) running the same config: the re-run resumes that run on the server and
+    finishes it instead of leaving it crashed beside a new one. A new id otherwise: a finished result
+    run again is a new result, another config is another run, and offline a resume does nothing but
+    share a name with the killed attempt's W&B process, which may outlive its job and write into the
+    folder of that name (seen: a re-run's offline run left without its .wandb file)."""
     summary = job_files.read_summary(output_dir)
     same_attempt = summary is None or (
         not job_files.finished(summary)
         and job_files.result_identity(summary.get("config") or {}) == job_files.result_identity(resolved)
     )
     earlier = job_files.recorded_wandb_run_ids(output_dir)
-    return earlier[-1] if same_attempt and earlier else uuid.uuid4().hex[:8]
+    return earlier[-1] if mode == "online" and same_attempt and earlier else uuid.uuid4().hex[:8]
 
 
 def run_experiment(

@@ -4,29 +4,33 @@ import json
 
 import pytest
 
-from nesterov_landscape.job import task
+from nesterov_landscape.job import task, wandb_run_id
 from nesterov_landscape.wandb_run import group_name, has_credentials
 
 from .helpers import TINY, compose_job
 from .wandb_offline import offline_runs
 
 
-def test_a_cut_short_job_run_again_keeps_its_wandb_run_id_and_a_finished_one_gets_a_new_one(tmp_path):
-    """Online, the same id resumes the crashed run instead of leaving it beside a new one; offline the
-    earlier attempt's folder is replaced, so one run per job folder either way."""
+def test_a_cut_short_job_run_again_keeps_its_wandb_run_id_online_and_a_finished_one_gets_a_new_one(tmp_path):
+    """Online, the same id resumes the crashed run instead of leaving it beside a new one. Offline a
+    resume does nothing, and a killed attempt's W&B process may still write into a folder of that
+    name: a new id, the earlier attempt's folder replaced. One run per job folder either way."""
     out = tmp_path / "job"
     (out / "history.csv").mkdir(parents=True)  # a real failure: the history file cannot be written
     with pytest.raises(OSError):
         task(compose_job([*TINY, "trainer.overwrite=true"], out))  # a folder it did not make
     failed = json.loads((out / "summary.json").read_text())
     assert failed["status"] == "failed"
+    resolved = failed["config"]
+    assert wandb_run_id(out, resolved, "online") == failed["wandb"]["id"]
+    assert wandb_run_id(out, resolved, "offline") != failed["wandb"]["id"]
+    other = {**resolved, "seed": resolved["seed"] + 1}  # another config is another run
+    assert wandb_run_id(out, other, "online") != failed["wandb"]["id"]
     (out / "history.csv").rmdir()
     finished = task(compose_job(TINY, out))
-    assert finished["status"] == "completed" and finished["wandb"]["id"] == failed["wandb"]["id"]
-    assert [run.name.rsplit("-", 1)[1] for run in offline_runs(out)] == [failed["wandb"]["id"]]
-    again = task(compose_job([*TINY, "trainer.resume=false"], out))  # a finished result, run again: a new result
-    assert again["wandb"]["id"] != finished["wandb"]["id"]
-    assert [run.name.rsplit("-", 1)[1] for run in offline_runs(out)] == [again["wandb"]["id"]]
+    assert finished["status"] == "completed" and finished["wandb"]["id"] != failed["wandb"]["id"]
+    assert [run.name.rsplit("-", 1)[1] for run in offline_runs(out)] == [finished["wandb"]["id"]]
+    assert wandb_run_id(out, resolved, "online") != finished["wandb"]["id"]  # a finished result: a new one
 
 
 @pytest.mark.parametrize(
