@@ -9,6 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from hydra_plugins.nesterov_landscape_batched._process_signals import stop_on_sigterm
 from hydra_plugins.nesterov_landscape_batched.app_task import app_task
 
 from .config import ConfigError, register_configs
@@ -25,6 +26,7 @@ def main(cfg: DictConfig) -> None:
     # Imported here, not at the top: the job brings torch and W&B (seconds), which --help and --cfg do not need.
     from .job import task
 
+    stop_on_sigterm()  # here too for a job in a process of its own (a joblib worker, a SLURM task)
     try:
         task(cfg)
     except ConfigError as error:
@@ -66,6 +68,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()  # SIGTERM stops a job, or the jobs this process runs, as Ctrl-C does
     try:
         main()
     except KeyboardInterrupt as interrupt:  # Ctrl-C outside a job: while Hydra starts, or in a launcher
