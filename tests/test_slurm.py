@@ -7,9 +7,10 @@ import subprocess
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from .helpers import ROOT, TINY, run_cli, start_cli
+from .helpers import ROOT, TINY, run_analysis, run_cli, start_cli
 from .test_faults import LONG, assert_one_finished_run_per_job, summary, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -19,7 +20,7 @@ RTOL = 1e-10
 # Two stacks in one array task: two jobs of 20 epochs, then two of 20,000 (seconds of training,
 # longer than the cluster's KillWait), the moment the tests strike.
 TWO_STACKS = [*LONG, "trainer.epochs=20,20000", "seed=0,1", "hydra/launcher=batched_slurm"]
-ONE_TASK = ["hydra.launcher.runs_per_task=4", "hydra.launcher.max_batch=2"]
+ONE_TASK = ["hydra.launcher.runs_per_task=4", "hydra.launcher.runs_per_stack=2"]
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +75,7 @@ def test_a_batched_slurm_sweep_gives_what_the_local_batched_launcher_gives(tmp_p
         assert slurm["config"] == local["config"] and slurm["status"] == local["status"] == "completed"
         assert slurm["final_loss"] == pytest.approx(local["final_loss"], rel=RTOL)
         assert slurm["final_grad_norm"] == pytest.approx(local["final_grad_norm"], rel=RTOL)
-    assert [s["stacked_with"] for s in results["slurm"]] == [1] * 6  # stacks of 2 (max_batch)
+    assert [s["stacked_with"] for s in results["slurm"]] == [1] * 6  # stacks of 2 (runs_per_stack)
     assert_one_finished_run_per_job([tmp_path / "slurm" / str(n) for n in range(6)])
     (job_id,) = submitted(tmp_path / "slurm")
     first, second = ended(job_id, 2)  # 6 runs, 4 a task (whole stacks)
@@ -108,9 +109,11 @@ def test_a_cancelled_task_then_the_same_command_runs_only_its_unfinished_jobs(tm
     finally:
         if first.poll() is None:
             first.kill()
-    assert f"array task {cancelled} failed" in (tmp_path / "first.log").read_text()
+    # the task had no result: the launcher read what each job wrote, so finished jobs count as such
+    output = (tmp_path / "first.log").read_text()
+    assert "4 jobs in " in output and "s: 2 completed, 2 interrupted" in output, output
     assert [a["state"].split()[0] for a in attempts(cancelled)] == ["CANCELLED"]  # "CANCELLED by <uid>"
-    assert not any((job / "summary.json").exists() for job in long)
+    assert all(summary(job)["status"] == "interrupted" for job in long)  # scancel's SIGTERM, handled
     finished = wandb_ids(short)
     again = sweep_cli(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
@@ -141,7 +144,65 @@ def test_a_task_requeued_in_the_middle_of_a_stack_runs_again_and_finishes(tmp_pa
         if process.poll() is None:
             process.kill()
     output = log.read_text()
-    assert "4 jobs in " in output and "s: 4 completed" in output and "Bypassing sacct error" not in output, output
+    assert "4 jobs in " in output and "s: 2 already done, 2 completed" in output, output
+    assert "Bypassing sacct error" not in output, output
     assert [a["state"] for a in ended(task, 1)] == ["REQUEUED", "COMPLETED"]
-    assert wandb_ids(short) == finished  # the second run found them finished
+    assert wandb_ids(short) == finished  # the second run left them out: it trained only the long stack
     assert_one_finished_run_per_job(short + long)
+
+
+@pytest.mark.guards("lost", "duplicated")
+def test_a_task_warned_of_its_time_limit_records_its_jobs_interrupted_requeues_itself_and_finishes(tmp_path):
+    """The time limit's warning: submitit asks for it with sbatch --signal=USR2@<signal_delay_s>,
+    and SLURM sends it to every process of the task. The stack being trained stops with its jobs
+    recorded interrupted, and the task requeues itself through submitit's checkpoint. The test
+    sends that signal itself, as SLURM does (scancel --signal): SLURM looks at time limits every
+    30 s or so (it came 2 to 27 s after it was due here), and waiting for that would double the
+    test's time."""
+    sweep = tmp_path / "sweep"
+    short, long = [sweep / "0", sweep / "1"], [sweep / "2", sweep / "3"]
+    log = tmp_path / "sweep.log"
+    process = start_cli(*TWO_STACKS, *ONE_TASK, f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path, log=log)
+    try:
+        wait_for(lambda: all((job / "summary.json").exists() for job in short), what="the short stack")
+        (task,) = submitted(sweep)
+        script = (sweep / ".submitit" / task / f"{task}_submission.sh").read_text()
+        assert "#SBATCH --signal=USR2@90\n" in script and "#SBATCH --time=60\n" in script, script
+        finished = wandb_ids(short)
+        subprocess.run(["scancel", "--signal=USR2", task], check=True)  # the long stack trains
+        wait_for(lambda: all((job / "summary.json").exists() for job in long), 30, "the long stack to stop")
+        assert [summary(job)["status"] for job in long] == ["interrupted"] * 2
+        squeue = ["squeue", "-h", "-o", "%T", "-j", task]
+        wait_for(lambda: subprocess.run(squeue, capture_output=True, text=True).stdout.strip() == "PENDING", 60)
+        subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)  # not in two minutes
+        assert process.wait(timeout=180) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = log.read_text()
+    assert "4 jobs in " in output and "s: 2 already done, 2 completed" in output, output
+    task_log = (sweep / ".submitit" / task / f"{task}_0_log.out").read_text()
+    assert "Calling checkpoint method" in task_log, task_log
+    assert [a["state"] for a in ended(task, 1)] == ["REQUEUED", "COMPLETED"]
+    assert wandb_ids(short) == finished  # the second run left them out
+    assert_one_finished_run_per_job(short + long)
+
+
+def test_submit_and_return_then_the_analysis_counts_unfinished_jobs_missing_and_the_same_command_finishes(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [*LONG, "trainer.epochs=20000", "seed=0,1", "hydra/launcher=batched_slurm", "hydra.launcher.wait=false"]
+    args.append(f"hydra.sweep.dir={sweep}")
+    result = sweep_cli(*args, cwd=tmp_path)
+    output = result.stdout + result.stderr
+    (job_id,) = submitted(sweep)
+    assert result.returncode == 0 and "2 jobs in " in output and "s: 2 submitted" in output, output
+    assert f"squeue -j {job_id}" in output and "run the same command" in output, output
+    analysis = run_analysis(str(sweep), "--out", str(tmp_path / "while-running"), cwd=tmp_path)
+    assert analysis.returncode == 0, analysis.stderr
+    runs = pd.read_csv(tmp_path / "while-running" / "runs.csv")
+    assert list(runs["status"]) == ["missing", "missing"]  # their tasks have not started training yet
+    ended(job_id, 1)
+    assert_one_finished_run_per_job([sweep / "0", sweep / "1"])
+    again = sweep_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0 and "s: 2 already done" in again.stdout + again.stderr, again.stderr
+    assert submitted(sweep) == [job_id]  # nothing submitted again

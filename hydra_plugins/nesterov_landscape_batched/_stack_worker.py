@@ -307,7 +307,8 @@ class ArrayTask(Checkpointable):
         outcomes: list[Outcome] = []
         try:
             for stack in stacks:
-                outcomes += run_stack(_unfinished(stack, outcomes))
+                if left := _unfinished(stack, outcomes):
+                    outcomes += run_stack(left)
         except KeyboardInterrupt as stop:
             stopped = getattr(stop, "outcomes", [])
             recorded = sum(status == "interrupted" for _, status, _ in stopped)
