@@ -124,8 +124,19 @@ def test_a_cancelled_task_then_the_same_command_runs_only_its_unfinished_jobs(tm
     assert [a["task"] for a in ended(submitted(sweep)[-1], 1)] == [submitted(sweep)[-1]]
 
 
+# How a running task is sent back to the queue: by hand, or by the warning of its time limit, which
+# submitit asks for with sbatch --signal=USR2@<signal_delay_s> and SLURM sends to every process of the
+# task; the task then requeues itself through submitit's checkpoint. The test sends that signal itself,
+# as SLURM does (scancel --signal): SLURM looks at time limits every 30 s or so (here the warning came
+# 2 to 27 s after it was due), and waiting for it would double the test's time.
+REQUEUES = {"scontrol requeue": ["scontrol", "requeue"], "time limit's warning": ["scancel", "--signal=USR2"]}
+
+
+@pytest.mark.parametrize("requeue", REQUEUES)
 @pytest.mark.guards("lost", "duplicated")
-def test_a_task_requeued_in_the_middle_of_a_stack_runs_again_and_finishes(tmp_path):
+def test_a_task_requeued_in_the_middle_of_a_stack_records_its_jobs_interrupted_runs_again_and_finishes(
+    requeue, tmp_path
+):
     sweep = tmp_path / "sweep"
     short, long = [sweep / "0", sweep / "1"], [sweep / "2", sweep / "3"]
     log = tmp_path / "sweep.log"
@@ -134,7 +145,9 @@ def test_a_task_requeued_in_the_middle_of_a_stack_runs_again_and_finishes(tmp_pa
         wait_for(lambda: all((job / "summary.json").exists() for job in short), what="the short stack")
         (task,) = submitted(sweep)
         finished = wandb_ids(short)
-        subprocess.run(["scontrol", "requeue", task], check=True)  # the long stack trains
+        subprocess.run([*REQUEUES[requeue], task], check=True)  # the long stack trains
+        wait_for(lambda: all((job / "summary.json").exists() for job in long), 30, "the long stack to stop")
+        assert [summary(job)["status"] for job in long] == ["interrupted"] * 2
         # A requeued job waits about two minutes (its begin time) once its processes end: start it now.
         squeue = ["squeue", "-h", "-o", "%T", "-j", task]
         wait_for(lambda: subprocess.run(squeue, capture_output=True, text=True).stdout.strip() == "PENDING", 60)
@@ -149,43 +162,10 @@ def test_a_task_requeued_in_the_middle_of_a_stack_runs_again_and_finishes(tmp_pa
     assert [a["state"] for a in ended(task, 1)] == ["REQUEUED", "COMPLETED"]
     assert wandb_ids(short) == finished  # the second run left them out: it trained only the long stack
     assert_one_finished_run_per_job(short + long)
-
-
-@pytest.mark.guards("lost", "duplicated")
-def test_a_task_warned_of_its_time_limit_records_its_jobs_interrupted_requeues_itself_and_finishes(tmp_path):
-    """The time limit's warning: submitit asks for it with sbatch --signal=USR2@<signal_delay_s>,
-    and SLURM sends it to every process of the task. The stack being trained stops with its jobs
-    recorded interrupted, and the task requeues itself through submitit's checkpoint. The test
-    sends that signal itself, as SLURM does (scancel --signal): SLURM looks at time limits every
-    30 s or so (it came 2 to 27 s after it was due here), and waiting for that would double the
-    test's time."""
-    sweep = tmp_path / "sweep"
-    short, long = [sweep / "0", sweep / "1"], [sweep / "2", sweep / "3"]
-    log = tmp_path / "sweep.log"
-    process = start_cli(*TWO_STACKS, *ONE_TASK, f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path, log=log)
-    try:
-        wait_for(lambda: all((job / "summary.json").exists() for job in short), what="the short stack")
-        (task,) = submitted(sweep)
+    if requeue == "time limit's warning":
         script = (sweep / ".submitit" / task / f"{task}_submission.sh").read_text()
         assert "#SBATCH --signal=USR2@90\n" in script and "#SBATCH --time=60\n" in script, script
-        finished = wandb_ids(short)
-        subprocess.run(["scancel", "--signal=USR2", task], check=True)  # the long stack trains
-        wait_for(lambda: all((job / "summary.json").exists() for job in long), 30, "the long stack to stop")
-        assert [summary(job)["status"] for job in long] == ["interrupted"] * 2
-        squeue = ["squeue", "-h", "-o", "%T", "-j", task]
-        wait_for(lambda: subprocess.run(squeue, capture_output=True, text=True).stdout.strip() == "PENDING", 60)
-        subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)  # not in two minutes
-        assert process.wait(timeout=180) == 0, log.read_text()
-    finally:
-        if process.poll() is None:
-            process.kill()
-    output = log.read_text()
-    assert "4 jobs in " in output and "s: 2 already done, 2 completed" in output, output
-    task_log = (sweep / ".submitit" / task / f"{task}_0_log.out").read_text()
-    assert "Calling checkpoint method" in task_log, task_log
-    assert [a["state"] for a in ended(task, 1)] == ["REQUEUED", "COMPLETED"]
-    assert wandb_ids(short) == finished  # the second run left them out
-    assert_one_finished_run_per_job(short + long)
+        assert "Calling checkpoint method" in (sweep / ".submitit" / task / f"{task}_0_log.out").read_text()
 
 
 def test_submit_and_return_then_the_analysis_counts_unfinished_jobs_missing_and_the_same_command_finishes(tmp_path):
