@@ -541,8 +541,11 @@ def test_a_claim_excludes_a_second_claimant(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 @pytest.mark.guards("lost")
-def test_joblib_workers_of_a_killed_sweep_stop_their_jobs(tmp_path):
+def test_joblib_workers_of_a_killed_sweep_stop_their_jobs(signum, tmp_path):
+    """SIGTERM ends the joblib sweep's process at once too: raising there, as Ctrl-C does, would
+    make joblib kill its workers with SIGKILL before their jobs could record anything."""
     sweep = tmp_path / "sweep"
     args = [*LONG, "trainer.epochs=40000", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     parent = start_cli(*args, f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path, log=tmp_path / "sweep.log")
@@ -552,8 +555,8 @@ def test_joblib_workers_of_a_killed_sweep_stop_their_jobs(tmp_path):
         workers = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout.split()
         loky_workers = [pid for pid in workers if "LokyProcess" in Path(f"/proc/{pid}/cmdline").read_text()]
         assert len(loky_workers) == 2
-        parent.send_signal(signal.SIGKILL)
-        parent.wait()
+        parent.send_signal(signum)
+        assert parent.wait() == -signal.SIGKILL if signum == signal.SIGKILL else 128 + signal.SIGTERM
         for job in (sweep / "0", sweep / "1"):
             wait_for(lambda: (job / "summary.json").exists(), timeout=30, what=f"{job} to stop")
             assert summary(job)["status"] == "interrupted" and "sweep's process" in summary(job)["error"]
@@ -561,6 +564,9 @@ def test_joblib_workers_of_a_killed_sweep_stop_their_jobs(tmp_path):
             assert wandb_state(run) == "failed (exit code 130)"
             assert not (job / job_claim.CLAIM_FILE).exists()
         wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in loky_workers), 30, "the workers to exit")
+        if signum == signal.SIGTERM:
+            output = (tmp_path / "sweep.log").read_text()  # then the resource trackers' warnings, as after kill -9
+            assert "\nterminated: each running job stops at its next history row (status interrupted)" in output
     finally:
         parent.kill()
         parent.wait()
