@@ -124,6 +124,29 @@ def test_a_cancelled_task_then_the_same_command_runs_only_its_unfinished_jobs(tm
     assert [a["task"] for a in ended(submitted(sweep)[-1], 1)] == [submitted(sweep)[-1]]
 
 
+def test_without_accounting_a_cancelled_task_is_seen_to_end(tmp_path, monkeypatch):
+    """Issue 18: where sacct does not answer, submitit never learns that a task ended without a
+    result, and the launcher waited for ever. Here the launcher's slurm.conf names no accounting
+    storage, as on such a cluster: its sacct says "Slurm accounting storage is disabled"."""
+    conf = Path(os.environ["SLURM_CONF"]).read_text().splitlines()
+    without = [line for line in conf if not line.startswith(("AccountingStorage", "JobAcctGather"))]
+    (tmp_path / "slurm.conf").write_text("\n".join(without) + "\n")
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "slurm.conf"))
+    sweep = tmp_path / "sweep"
+    log = tmp_path / "sweep.log"
+    process = start_cli(*TWO_STACKS, *ONE_TASK, f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path, log=log)
+    try:
+        wait_for(lambda: all((sweep / str(n) / "summary.json").exists() for n in (0, 1)), what="the short stack")
+        subprocess.run(["scancel", *submitted(sweep)], check=True)  # the long stack trains
+        assert process.wait(timeout=60) == 1, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = log.read_text()
+    assert "Slurm accounting storage is disabled" in output  # sacct, quoted by submitit's warnings
+    assert "4 jobs in " in output and "s: 2 completed, 2 interrupted" in output, output
+
+
 # How a running task is sent back to the queue: by hand, or by the warning of its time limit, which
 # submitit asks for with sbatch --signal=USR2@<signal_delay_s> and SLURM sends to every process of the
 # task; the task then requeues itself through submitit's checkpoint. The test sends that signal itself,

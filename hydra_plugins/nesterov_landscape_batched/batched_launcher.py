@@ -522,8 +522,8 @@ class BatchedSlurmLauncher(BatchedLauncher):
         (submitit would wait 15 s for a result file that a slow file system might show late)."""
         from ._stack_worker import written_outcome
 
-        task.wait()
-        state = task.state.split()[0]  # sacct's, e.g. "CANCELLED by 0"
+        self._wait_for(task)
+        state = task.state.split()[0]  # sacct's, e.g. "CANCELLED by 0"; UNKNOWN where sacct does not answer
         if task.paths.result_pickle.exists() or state == "COMPLETED":
             try:
                 self._collect(jobs, task.result())
@@ -532,7 +532,32 @@ class BatchedSlurmLauncher(BatchedLauncher):
                 lines = str(error).strip().splitlines()
                 why = f"array task {task.job_id} failed: {lines[-1] if lines else type(error).__name__}"
         else:
-            why = f"array task {task.job_id} ended {state}, without a result"
+            why = f"array task {task.job_id} ended{'' if state == 'UNKNOWN' else ' ' + state}, without a result"
         for job in jobs:
             if job.idx not in self.returns:
                 self._record(job.idx, job.overrides, *written_outcome(job, why))
+
+    def _wait_for(self, task: Any) -> None:
+        """Until the task has ended. submitit learns that from sacct, or from its result file: on a
+        cluster without accounting sacct does not answer, the state stays UNKNOWN, and a task that
+        ended without a result would be waited for for ever. There squeue, which the scheduler
+        itself answers, says whether the task is still queued or running."""
+        while not task.done():
+            if self.cluster == "slurm" and task.state == "UNKNOWN" and not _queued(task.job_id):
+                return
+            time.sleep(5)
+
+
+# submitit's states of a task that has not ended (sacct's and squeue's names)
+NOT_ENDED = {"READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED", "CONFIGURING"}
+
+
+def _queued(job_id: str) -> bool:
+    """Whether SLURM still lists the task as queued or running: squeue lists an ended task with no
+    state, and calls its id invalid a few minutes (MinJobAge) later; any other error says nothing."""
+    import subprocess
+
+    answer = subprocess.run(["squeue", "-h", "-o", "%T", "-j", job_id], capture_output=True, text=True)
+    if answer.returncode != 0:
+        return "Invalid job id" not in answer.stderr
+    return answer.stdout.strip() in NOT_ENDED
