@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from .helpers import ROOT, TINY, run_analysis, run_cli, start_cli
-from .test_faults import LONG, assert_one_finished_run_per_job, summary, wait_for
+from .test_faults import LONG, assert_one_finished_run_per_job, offline_runs, summary, training, wait_for, wandb_state
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -147,6 +147,13 @@ def test_without_accounting_a_cancelled_task_is_seen_to_end(tmp_path, monkeypatc
     assert "4 jobs in " in output and "s: 2 completed, 2 interrupted" in output, output
 
 
+def start_requeued_task_now(task: str) -> None:
+    """A requeued task waits about two minutes (its begin time) once its processes end: start it now."""
+    squeue = ["squeue", "-h", "-o", "%T", "-j", task]
+    wait_for(lambda: subprocess.run(squeue, capture_output=True, text=True).stdout.strip() == "PENDING", 60)
+    subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
+
+
 # How a running task is sent back to the queue: by hand, or by the warning of its time limit, which
 # submitit asks for with sbatch --signal=USR2@<signal_delay_s> and SLURM sends to every process of the
 # task; the task then requeues itself through submitit's checkpoint. The test sends that signal itself,
@@ -171,10 +178,7 @@ def test_a_task_requeued_in_the_middle_of_a_stack_records_its_jobs_interrupted_r
         subprocess.run([*REQUEUES[requeue], task], check=True)  # the long stack trains
         wait_for(lambda: all((job / "summary.json").exists() for job in long), 30, "the long stack to stop")
         assert [summary(job)["status"] for job in long] == ["interrupted"] * 2
-        # A requeued job waits about two minutes (its begin time) once its processes end: start it now.
-        squeue = ["squeue", "-h", "-o", "%T", "-j", task]
-        wait_for(lambda: subprocess.run(squeue, capture_output=True, text=True).stdout.strip() == "PENDING", 60)
-        subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
+        start_requeued_task_now(task)
         assert process.wait(timeout=180) == 0, log.read_text()
     finally:
         if process.poll() is None:
@@ -189,6 +193,33 @@ def test_a_task_requeued_in_the_middle_of_a_stack_records_its_jobs_interrupted_r
         script = (sweep / ".submitit" / task / f"{task}_submission.sh").read_text()
         assert "#SBATCH --signal=USR2@90\n" in script and "#SBATCH --time=60\n" in script, script
         assert "Calling checkpoint method" in (sweep / ".submitit" / task / f"{task}_0_log.out").read_text()
+
+
+@pytest.mark.guards("lost", "duplicated")
+def test_a_slurm_launcher_job_warned_of_its_time_limit_records_interrupted_and_its_task_requeues_itself(tmp_path):
+    """hydra/launcher=slurm: the job closes its W&B run as interrupted (the warning leaves W&B's
+    service alone), then hydra-submitit-launcher's checkpoint requeues the task, which runs the job again."""
+    sweep = tmp_path / "sweep"
+    job = sweep / "0"
+    log = tmp_path / "sweep.log"
+    args = [*LONG, "trainer.epochs=16000", "seed=0", "hydra/launcher=slurm", f"hydra.sweep.dir={sweep}", "--multirun"]
+    process = start_cli(*args, cwd=tmp_path, log=log)
+    try:
+        wait_for(lambda: training(job, 1600), what="the job to train")
+        (task,) = submitted(sweep)
+        subprocess.run([*REQUEUES["time limit's warning"], task], check=True)
+        wait_for(lambda: (job / "summary.json").exists(), 30, "the job to stop")
+        interrupted = summary(job)
+        assert interrupted["status"] == "interrupted" and interrupted["error"] == "KeyboardInterrupt: SIGUSR2"
+        assert wandb_state(offline_runs(job)[0]) == "failed (exit code 130)"
+        start_requeued_task_now(task)
+        assert process.wait(timeout=180) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "Calling checkpoint method" in (sweep / ".submitit" / task / f"{task}_0_log.out").read_text()
+    assert [a["state"] for a in ended(task, 1)] == ["REQUEUED", "COMPLETED"]
+    assert_one_finished_run_per_job([job])
 
 
 def test_submit_and_return_then_the_analysis_counts_unfinished_jobs_missing_and_the_same_command_finishes(tmp_path):

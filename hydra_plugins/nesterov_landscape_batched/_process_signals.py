@@ -1,5 +1,6 @@
-"""SIGTERM and the launcher's death, for any Hydra app's jobs on the batched launchers and for this
-app's own entry point. Standard library only: the launchers import it before they know the app.
+"""SIGTERM, the launcher's death and the time limit's warning, for any Hydra app's jobs on the
+batched launchers and for this app's own entry point. Standard library only (submitit when a task
+asks for it): the launchers import it before they know the app.
 
 SIGTERM is what scancel, a requeue, the end of a SLURM time limit, `kill` and a shutdown send
 before they kill; Python's default is to die at once, which leaves a job with no summary and its
@@ -51,3 +52,36 @@ def signal_when_parent_dies(signum: int, parent: int) -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     if os.getppid() != parent:  # it died before the request: nothing would come
         os.kill(os.getpid(), signum)
+
+
+class TaskSignals:
+    """In a submitit task (a SLURM array task): SIGTERM, and the time limit's warning (submitit's
+    preemption signal: SIGUSR2, unless SUBMITIT_PREEMPT_SIGNAL says otherwise), which submitit asks
+    SLURM to send `signal_delay_s` before the end. The first to come raises KeyboardInterrupt once,
+    so that the running jobs record status interrupted; `requeue_if_warned` then hands the warning to
+    submitit's own handler, which calls the task's checkpoint (the same task again), requeues it
+    and exits. submitit's own SIGTERM handler only logs the signal: the task would train on."""
+
+    def __init__(self) -> None:
+        from submitit import JobEnvironment
+
+        self.warning = JobEnvironment._usr_sig()  # submitit's own reading of SUBMITIT_PREEMPT_SIGNAL
+        self.submitit_handler = signal.getsignal(self.warning)
+        self.caught: int | None = None
+        for signum in (signal.SIGTERM, self.warning):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.caught is None:
+            self.caught = signum
+            _interrupt(signum, frame)
+
+    def requeue_if_warned(self) -> None:
+        """After the interrupted jobs are recorded: the warned task requeues itself (and exits)."""
+        if self.caught == self.warning and callable(self.submitit_handler):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # what the requeue sends this task
+            self.submitit_handler(self.warning, None)  # checkpoint, scontrol requeue, exit
+
+
+def in_submitit_task() -> bool:
+    return "SUBMITIT_EXECUTOR" in os.environ  # set by submitit's task scripts

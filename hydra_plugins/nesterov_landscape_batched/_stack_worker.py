@@ -20,7 +20,6 @@ from typing import Any, Sequence
 
 import torch
 import yaml
-from submitit import JobEnvironment
 from submitit.helpers import Checkpointable
 
 from nesterov_landscape import job_claim, job_files
@@ -30,7 +29,7 @@ from nesterov_landscape.job_files import atomic_write_text, json_safe, write_jso
 from nesterov_landscape.stack import stack_signature, train_jobs
 from nesterov_landscape.numerics.training import TrainResult
 
-from ._process_signals import signal_when_parent_dies
+from ._process_signals import TaskSignals, signal_when_parent_dies
 from .job_configs import Job
 
 log = logging.getLogger(__name__)
@@ -296,10 +295,10 @@ class ArrayTask(Checkpointable):
 
     SIGTERM (scancel, a requeue, the end of the time limit) stops the stack being trained, its
     unfinished jobs recorded interrupted, and the task exits without a result: a requeued task
-    runs again, and the launcher reads what the jobs wrote. The time limit's warning (submitit's
-    --signal, `signal_delay_s` before the end) stops it the same way, and then submitit's own
-    handler calls `checkpoint` (Checkpointable's: this task again, with the same stacks) and
-    requeues the task. Each run of the task first leaves out the jobs that an earlier run finished."""
+    runs again, and the launcher reads what the jobs wrote. The time limit's warning stops it the
+    same way, and the task then requeues itself (TaskSignals; Checkpointable's `checkpoint`: this
+    task again, with the same stacks). Each run of the task first leaves out the jobs that an
+    earlier run finished."""
 
     def __call__(self, stacks: Sequence[Sequence[StackedJob]]) -> list[Outcome]:
         init_worker()
@@ -317,30 +316,9 @@ class ArrayTask(Checkpointable):
                 signal.Signals(signals.caught or signal.SIGINT).name,
                 recorded,
             )
-            if signals.caught == signals.warning and callable(signals.requeue):
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # what the requeue sends this task
-                signals.requeue(signals.warning, None)  # checkpoint, scontrol requeue, exit
+            signals.requeue_if_warned()
             raise SystemExit(128 + (signals.caught or signal.SIGINT)) from None
         return outcomes
-
-
-class TaskSignals:
-    """An array task's signals: SIGTERM, and the time limit's warning (submitit's preemption
-    signal, SIGUSR2 unless SUBMITIT_PREEMPT_SIGNAL says otherwise), whose submitit handler it keeps
-    as `requeue`. The first to come stops the stack being trained (one KeyboardInterrupt)."""
-
-    def __init__(self) -> None:
-        self.warning = JobEnvironment._usr_sig()  # submitit's own reading of SUBMITIT_PREEMPT_SIGNAL
-        self.requeue = signal.getsignal(self.warning)
-        self.caught: int | None = None
-        # replacing submitit's SIGTERM handler, which only logs it: the task would train on until killed
-        for signum in (signal.SIGTERM, self.warning):
-            signal.signal(signum, self.on_signal)
-
-    def on_signal(self, signum: int, frame: Any) -> None:
-        if self.caught is None:
-            self.caught = signum
-            raise KeyboardInterrupt
 
 
 def _unfinished(stack: Sequence[StackedJob], outcomes: list[Outcome]) -> list[StackedJob]:
