@@ -542,11 +542,16 @@ class BatchedSlurmLauncher(BatchedLauncher):
         cluster without accounting sacct does not answer, the state stays UNKNOWN, and a task that
         ended without a result would be waited for for ever. There squeue, which the scheduler
         itself answers, says whether the task is still queued or running."""
+        asked = time.monotonic()
         while not task.done():
-            if self.cluster == "slurm" and task.state == "UNKNOWN" and not _queued(task.job_id):
-                return
-            time.sleep(5)
+            if self.cluster == "slurm" and time.monotonic() - asked > SQUEUE_EVERY_S and task.state == "UNKNOWN":
+                if not _queued(task.job_id):
+                    return
+                asked = time.monotonic()
+            time.sleep(1)  # as submitit's own wait
 
+
+SQUEUE_EVERY_S = 5  # where sacct does not answer, how often _wait_for asks squeue instead
 
 # submitit's states of a task that has not ended (sacct's and squeue's names)
 NOT_ENDED = {"READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED", "CONFIGURING"}
