@@ -9,6 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from hydra_plugins.nesterov_landscape_batched._process_signals import TaskSignals, in_submitit_task, stop_on_sigterm
 from hydra_plugins.nesterov_landscape_batched.app_task import app_task
 
 from .config import ConfigError, register_configs
@@ -25,6 +26,11 @@ def main(cfg: DictConfig) -> None:
     # Imported here, not at the top: the job brings torch and W&B (seconds), which --help and --cfg do not need.
     from .job import task
 
+    # SIGTERM as Ctrl-C here too, for a job in a process of its own (a joblib worker, a SLURM task;
+    # there the time limit's warning too, after which the task requeues itself)
+    signals = TaskSignals() if in_submitit_task() else None
+    if signals is None:
+        stop_on_sigterm()
     try:
         task(cfg)
     except ConfigError as error:
@@ -49,6 +55,8 @@ def main(cfg: DictConfig) -> None:
         logging.shutdown()
         os._exit(3)
     except KeyboardInterrupt:
+        if signals is not None:
+            signals.requeue_if_warned()
         hc = HydraConfig.get()
         again = "the same command" if hc.mode == RunMode.MULTIRUN else f"it with hydra.run.dir={hc.runtime.output_dir}"
         # On a line of its own: Ctrl-C may land in the middle of a log line or the progress bar
@@ -66,6 +74,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()  # SIGTERM stops a job, or the jobs this process runs, as Ctrl-C does
     try:
         main()
     except KeyboardInterrupt as interrupt:  # Ctrl-C outside a job: while Hydra starts, or in a launcher

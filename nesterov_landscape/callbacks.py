@@ -15,12 +15,13 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from . import job_claim, job_files
-from .interruption import SWEEP_PID_ENV
+from .interruption import SWEEP_PID_ENV, end_on_sigterm_leaving_jobs_to_stop
 
 BASIC_SWEEPERS = (
     "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
     "hydra_plugins.nesterov_landscape_batched.batched_sweeper.BatchedSweeper",
 )
+JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
 
 
 def fail(message: str) -> None:
@@ -69,6 +70,8 @@ class JobFolders(Callback):
         # inherited by the processes the launcher starts for jobs (joblib's workers): a job whose
         # parent is this process stops when it dies (interruption.parent_watch)
         os.environ[SWEEP_PID_ENV] = str(os.getpid())
+        if OmegaConf.select(config, "hydra.launcher._target_") == JOBLIB_LAUNCHER:
+            end_on_sigterm_leaving_jobs_to_stop()
         refuse_other_output_subdir(config)
         if OmegaConf.select(config, "hydra.sweeper._target_") in BASIC_SWEEPERS:
             refuse_empty_sweep(config)

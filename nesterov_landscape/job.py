@@ -266,8 +266,11 @@ def recorded_run(
             log.error("could not record the job's failure in summary.json: %s", write_error)
         if not finished_run:
             # the status in the run's summary too: W&B's own state says "failed" for any non-zero exit
-            wandb_run.summary.update({"status": summary["status"], "error": summary["error"]})
-            wandb_run.finish(exit_code=130 if interrupted else 1)
+            try:
+                wandb_run.summary.update({"status": summary["status"], "error": summary["error"]})
+                wandb_run.finish(exit_code=130 if interrupted else 1)
+            except Exception as close_error:  # its service died too: SLURM's SIGTERM reaches every process of a task
+                log.error("could not close the job's W&B run: %s", error_text(close_error))
         raise
     return summary
 

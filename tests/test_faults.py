@@ -290,20 +290,25 @@ def test_kill_9_during_a_sweep_then_rerun_gives_one_wandb_run_per_job(tmp_path):
     assert_one_finished_run_per_job([sweep / str(n) for n in range(3)])
 
 
+# (signal, the error the job records): SIGTERM (kill, scancel, a shutdown) is handled as Ctrl-C is
+STOPPING_SIGNALS = [(signal.SIGINT, "KeyboardInterrupt"), (signal.SIGTERM, "KeyboardInterrupt: SIGTERM")]
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("signum,error", STOPPING_SIGNALS, ids=["ctrl-c", "sigterm"])
 @pytest.mark.guards("lost", "duplicated")
-def test_ctrl_c_records_interrupted_and_the_same_command_finishes_it(tmp_path):
+def test_ctrl_c_or_sigterm_records_interrupted_and_the_same_command_finishes_it(signum, error, tmp_path):
     job = tmp_path / "job"
     args = [*LONG, f"hydra.run.dir={job}"]
     first = start_cli(*args, cwd=tmp_path, log=tmp_path / "first.log")
     wait_for(lambda: training(job), what="the job to train")
-    first.send_signal(signal.SIGINT)
+    first.send_signal(signum)
     assert first.wait(timeout=60) == 130
     output = (tmp_path / "first.log").read_text()
     assert "Traceback" not in output
     assert output.strip().splitlines()[-1].startswith(f"interrupted: {job} stopped (status interrupted)")
     interrupted = summary(job)
-    assert interrupted["status"] == "interrupted" and interrupted["error"] == "KeyboardInterrupt"
+    assert interrupted["status"] == "interrupted" and interrupted["error"] == error
     (run,) = offline_runs(job)
     assert wandb_state(run) == "failed (exit code 130)"  # closed, not left "running"
     second = run_cli(*args, cwd=tmp_path)
@@ -312,12 +317,17 @@ def test_ctrl_c_records_interrupted_and_the_same_command_finishes_it(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("n_jobs", [2, 1])
+@pytest.mark.parametrize(
+    "n_jobs,signum",
+    [(2, signal.SIGINT), (1, signal.SIGINT), (2, signal.SIGTERM)],
+    ids=["ctrl-c-2-workers", "ctrl-c-in-process", "sigterm-2-workers"],
+)
 @pytest.mark.guards("lost")
-def test_ctrl_c_of_a_batched_sweep_records_each_running_job_interrupted(n_jobs, tmp_path):
+def test_ctrl_c_of_a_batched_sweep_records_each_running_job_interrupted(n_jobs, signum, tmp_path):
     """Issue 17: a batched Ctrl-C printed workers' tracebacks and an empty count, and no job said
-    interrupted. Here Ctrl-C reaches the whole process group, as from a terminal, while a stack of
-    two long jobs trains and a stack of two short ones has finished."""
+    interrupted. Here Ctrl-C reaches the whole process group, as from a terminal (SIGTERM: the
+    launching process alone, as from `kill`), while a stack of two long jobs trains and a stack of
+    two short ones has finished."""
     sweep = tmp_path / "sweep"
     args = [*LONG, "trainer.epochs=20,400000", "seed=0,1", "hydra/launcher=batched", f"hydra.launcher.n_jobs={n_jobs}"]
     with (tmp_path / "sweep.log").open("w") as out:
@@ -334,7 +344,10 @@ def test_ctrl_c_of_a_batched_sweep_records_each_running_job_interrupted(n_jobs, 
         wait_for(lambda: all((job / "summary.json").exists() for job in short), what="the short jobs to finish")
         time.sleep(3)  # the long stack trains: 400,000 epochs take minutes
         finished = [(job / "summary.json").read_text() for job in short]
-        os.killpg(process.pid, signal.SIGINT)
+        if signum == signal.SIGINT:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
         assert process.wait(timeout=120) == 130
     finally:
         if process.poll() is None:
@@ -352,6 +365,46 @@ def test_ctrl_c_of_a_batched_sweep_records_each_running_job_interrupted(n_jobs, 
         assert interrupted["config"]["trainer"]["epochs"] == 400000 and interrupted["job"]["output_dir"] == str(job)
         assert (job / ".hydra" / "config.yaml").exists() and not (job / job_claim.CLAIM_FILE).exists()
         assert not offline_runs(job)  # it was training: no W&B run was started
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes under `pid` (its workers, theirs: W&B's service), as /proc lists them now."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [child for c in out for child in (int(c), *descendants(int(c)))]
+
+
+@pytest.mark.slow
+@pytest.mark.guards("lost", "duplicated")
+def test_the_workers_of_a_killed_batched_launcher_stop_and_the_same_command_finishes(tmp_path):
+    """Issue 18: the workers of a batched launcher killed with kill -9 went on alone, finished their
+    stacks, wrote job folders and then blocked for ever. Now each stops its stack with its jobs
+    recorded interrupted (the kernel tells it: PR_SET_PDEATHSIG) and exits."""
+    sweep = tmp_path / "sweep"
+    args = [*LONG, "trainer.epochs=20,20000", "seed=0,1", "hydra/launcher=batched", "hydra.launcher.n_jobs=2"]
+    args += [f"hydra.sweep.dir={sweep}", "--multirun"]
+    launcher = start_cli(*args, cwd=tmp_path, log=tmp_path / "first.log")
+    short, long = [sweep / "0", sweep / "1"], [sweep / "2", sweep / "3"]
+    left: list[int] = []
+    try:
+        wait_for(lambda: all((job / "summary.json").exists() for job in short), what="the short stack")
+        finished = [(job / "summary.json").read_text() for job in short]
+        left = descendants(launcher.pid)  # the long stack trains in the other worker
+        launcher.kill()
+        launcher.wait()
+        wait_for(lambda: not [pid for pid in left if Path(f"/proc/{pid}").exists()], 10, "the workers to exit")
+    finally:
+        for pid in [launcher.pid, *left]:  # this test's processes only, if any is left
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for job in long:
+        assert summary(job)["status"] == "interrupted" and not offline_runs(job)
+    assert [(job / "summary.json").read_text() for job in short] == finished
+    again = run_cli(*args, cwd=tmp_path)
+    output = again.stdout + again.stderr
+    assert again.returncode == 0 and "4 jobs in " in output and "s: 2 already done, 2 completed" in output, output
+    assert_one_finished_run_per_job(short + long)
 
 
 @pytest.mark.slow
@@ -488,8 +541,11 @@ def test_a_claim_excludes_a_second_claimant(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 @pytest.mark.guards("lost")
-def test_joblib_workers_of_a_killed_sweep_stop_their_jobs(tmp_path):
+def test_joblib_workers_of_a_killed_sweep_stop_their_jobs(signum, tmp_path):
+    """SIGTERM ends the joblib sweep's process at once too: raising there, as Ctrl-C does, would
+    make joblib kill its workers with SIGKILL before their jobs could record anything."""
     sweep = tmp_path / "sweep"
     args = [*LONG, "trainer.epochs=40000", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     parent = start_cli(*args, f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path, log=tmp_path / "sweep.log")
@@ -499,8 +555,8 @@ def test_joblib_workers_of_a_killed_sweep_stop_their_jobs(tmp_path):
         workers = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout.split()
         loky_workers = [pid for pid in workers if "LokyProcess" in Path(f"/proc/{pid}/cmdline").read_text()]
         assert len(loky_workers) == 2
-        parent.send_signal(signal.SIGKILL)
-        parent.wait()
+        parent.send_signal(signum)
+        assert parent.wait() == -signal.SIGKILL if signum == signal.SIGKILL else 128 + signal.SIGTERM
         for job in (sweep / "0", sweep / "1"):
             wait_for(lambda: (job / "summary.json").exists(), timeout=30, what=f"{job} to stop")
             assert summary(job)["status"] == "interrupted" and "sweep's process" in summary(job)["error"]
@@ -508,6 +564,9 @@ def test_joblib_workers_of_a_killed_sweep_stop_their_jobs(tmp_path):
             assert wandb_state(run) == "failed (exit code 130)"
             assert not (job / job_claim.CLAIM_FILE).exists()
         wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in loky_workers), 30, "the workers to exit")
+        if signum == signal.SIGTERM:
+            output = (tmp_path / "sweep.log").read_text()  # then the resource trackers' warnings, as after kill -9
+            assert "\nterminated: each running job stops at its next history row (status interrupted)" in output
     finally:
         parent.kill()
         parent.wait()

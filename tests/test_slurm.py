@@ -7,10 +7,11 @@ import subprocess
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from .helpers import ROOT, TINY, run_cli, start_cli
-from .test_faults import LONG, assert_one_finished_run_per_job, summary, wait_for
+from .helpers import ROOT, TINY, run_analysis, run_cli, start_cli
+from .test_faults import LONG, assert_one_finished_run_per_job, offline_runs, summary, training, wait_for, wandb_state
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -19,7 +20,7 @@ RTOL = 1e-10
 # Two stacks in one array task: two jobs of 20 epochs, then two of 20,000 (seconds of training,
 # longer than the cluster's KillWait), the moment the tests strike.
 TWO_STACKS = [*LONG, "trainer.epochs=20,20000", "seed=0,1", "hydra/launcher=batched_slurm"]
-ONE_TASK = ["hydra.launcher.runs_per_task=4", "hydra.launcher.max_batch=2"]
+ONE_TASK = ["hydra.launcher.runs_per_task=4", "hydra.launcher.runs_per_stack=2"]
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +75,7 @@ def test_a_batched_slurm_sweep_gives_what_the_local_batched_launcher_gives(tmp_p
         assert slurm["config"] == local["config"] and slurm["status"] == local["status"] == "completed"
         assert slurm["final_loss"] == pytest.approx(local["final_loss"], rel=RTOL)
         assert slurm["final_grad_norm"] == pytest.approx(local["final_grad_norm"], rel=RTOL)
-    assert [s["stacked_with"] for s in results["slurm"]] == [1] * 6  # stacks of 2 (max_batch)
+    assert [s["stacked_with"] for s in results["slurm"]] == [1] * 6  # stacks of 2 (runs_per_stack)
     assert_one_finished_run_per_job([tmp_path / "slurm" / str(n) for n in range(6)])
     (job_id,) = submitted(tmp_path / "slurm")
     first, second = ended(job_id, 2)  # 6 runs, 4 a task (whole stacks)
@@ -108,9 +109,11 @@ def test_a_cancelled_task_then_the_same_command_runs_only_its_unfinished_jobs(tm
     finally:
         if first.poll() is None:
             first.kill()
-    assert f"array task {cancelled} failed" in (tmp_path / "first.log").read_text()
+    # the task had no result: the launcher read what each job wrote, so finished jobs count as such
+    output = (tmp_path / "first.log").read_text()
+    assert "4 jobs in " in output and "s: 2 completed, 2 interrupted" in output, output
     assert [a["state"].split()[0] for a in attempts(cancelled)] == ["CANCELLED"]  # "CANCELLED by <uid>"
-    assert not any((job / "summary.json").exists() for job in long)
+    assert all(summary(job)["status"] == "interrupted" for job in long)  # scancel's SIGTERM, handled
     finished = wandb_ids(short)
     again = sweep_cli(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
@@ -121,8 +124,49 @@ def test_a_cancelled_task_then_the_same_command_runs_only_its_unfinished_jobs(tm
     assert [a["task"] for a in ended(submitted(sweep)[-1], 1)] == [submitted(sweep)[-1]]
 
 
+def test_without_accounting_a_cancelled_task_is_seen_to_end(tmp_path, monkeypatch):
+    """Issue 18: where sacct does not answer, submitit never learns that a task ended without a
+    result, and the launcher waited for ever. Here the launcher's slurm.conf names no accounting
+    storage, as on such a cluster: its sacct says "Slurm accounting storage is disabled"."""
+    conf = Path(os.environ["SLURM_CONF"]).read_text().splitlines()
+    without = [line for line in conf if not line.startswith(("AccountingStorage", "JobAcctGather"))]
+    (tmp_path / "slurm.conf").write_text("\n".join(without) + "\n")
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "slurm.conf"))
+    sweep = tmp_path / "sweep"
+    log = tmp_path / "sweep.log"
+    process = start_cli(*TWO_STACKS, *ONE_TASK, f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path, log=log)
+    try:
+        wait_for(lambda: all((sweep / str(n) / "summary.json").exists() for n in (0, 1)), what="the short stack")
+        subprocess.run(["scancel", *submitted(sweep)], check=True)  # the long stack trains
+        assert process.wait(timeout=60) == 1, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = log.read_text()
+    assert "Slurm accounting storage is disabled" in output  # sacct, quoted by submitit's warnings
+    assert "4 jobs in " in output and "s: 2 completed, 2 interrupted" in output, output
+
+
+def start_requeued_task_now(task: str) -> None:
+    """A requeued task waits about two minutes (its begin time) once its processes end: start it now."""
+    squeue = ["squeue", "-h", "-o", "%T", "-j", task]
+    wait_for(lambda: subprocess.run(squeue, capture_output=True, text=True).stdout.strip() == "PENDING", 60)
+    subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
+
+
+# How a running task is sent back to the queue: by hand, or by the warning of its time limit, which
+# submitit asks for with sbatch --signal=USR2@<signal_delay_s> and SLURM sends to every process of the
+# task; the task then requeues itself through submitit's checkpoint. The test sends that signal itself,
+# as SLURM does (scancel --signal): SLURM looks at time limits every 30 s or so (here the warning came
+# 2 to 27 s after it was due), and waiting for it would double the test's time.
+REQUEUES = {"scontrol requeue": ["scontrol", "requeue"], "time limit's warning": ["scancel", "--signal=USR2"]}
+
+
+@pytest.mark.parametrize("requeue", REQUEUES)
 @pytest.mark.guards("lost", "duplicated")
-def test_a_task_requeued_in_the_middle_of_a_stack_runs_again_and_finishes(tmp_path):
+def test_a_task_requeued_in_the_middle_of_a_stack_records_its_jobs_interrupted_runs_again_and_finishes(
+    requeue, tmp_path
+):
     sweep = tmp_path / "sweep"
     short, long = [sweep / "0", sweep / "1"], [sweep / "2", sweep / "3"]
     log = tmp_path / "sweep.log"
@@ -131,17 +175,68 @@ def test_a_task_requeued_in_the_middle_of_a_stack_runs_again_and_finishes(tmp_pa
         wait_for(lambda: all((job / "summary.json").exists() for job in short), what="the short stack")
         (task,) = submitted(sweep)
         finished = wandb_ids(short)
-        subprocess.run(["scontrol", "requeue", task], check=True)  # the long stack trains
-        # A requeued job waits about two minutes (its begin time) once its processes end: start it now.
-        squeue = ["squeue", "-h", "-o", "%T", "-j", task]
-        wait_for(lambda: subprocess.run(squeue, capture_output=True, text=True).stdout.strip() == "PENDING", 60)
-        subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
+        subprocess.run([*REQUEUES[requeue], task], check=True)  # the long stack trains
+        wait_for(lambda: all((job / "summary.json").exists() for job in long), 30, "the long stack to stop")
+        assert [summary(job)["status"] for job in long] == ["interrupted"] * 2
+        start_requeued_task_now(task)
         assert process.wait(timeout=180) == 0, log.read_text()
     finally:
         if process.poll() is None:
             process.kill()
     output = log.read_text()
-    assert "4 jobs in " in output and "s: 4 completed" in output and "Bypassing sacct error" not in output, output
+    assert "4 jobs in " in output and "s: 2 already done, 2 completed" in output, output
+    assert "Bypassing sacct error" not in output, output
     assert [a["state"] for a in ended(task, 1)] == ["REQUEUED", "COMPLETED"]
-    assert wandb_ids(short) == finished  # the second run found them finished
+    assert wandb_ids(short) == finished  # the second run left them out: it trained only the long stack
     assert_one_finished_run_per_job(short + long)
+    if requeue == "time limit's warning":
+        script = (sweep / ".submitit" / task / f"{task}_submission.sh").read_text()
+        assert "#SBATCH --signal=USR2@90\n" in script and "#SBATCH --time=60\n" in script, script
+        assert "Calling checkpoint method" in (sweep / ".submitit" / task / f"{task}_0_log.out").read_text()
+
+
+@pytest.mark.guards("lost", "duplicated")
+def test_a_slurm_launcher_job_warned_of_its_time_limit_records_interrupted_and_its_task_requeues_itself(tmp_path):
+    """hydra/launcher=slurm: the job closes its W&B run as interrupted (the warning leaves W&B's
+    service alone), then hydra-submitit-launcher's checkpoint requeues the task, which runs the job again."""
+    sweep = tmp_path / "sweep"
+    job = sweep / "0"
+    log = tmp_path / "sweep.log"
+    args = [*LONG, "trainer.epochs=16000", "seed=0", "hydra/launcher=slurm", f"hydra.sweep.dir={sweep}", "--multirun"]
+    process = start_cli(*args, cwd=tmp_path, log=log)
+    try:
+        wait_for(lambda: training(job, 1600), what="the job to train")
+        (task,) = submitted(sweep)
+        subprocess.run([*REQUEUES["time limit's warning"], task], check=True)
+        wait_for(lambda: (job / "summary.json").exists(), 30, "the job to stop")
+        interrupted = summary(job)
+        assert interrupted["status"] == "interrupted" and interrupted["error"] == "KeyboardInterrupt: SIGUSR2"
+        assert wandb_state(offline_runs(job)[0]) == "failed (exit code 130)"
+        start_requeued_task_now(task)
+        assert process.wait(timeout=180) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "Calling checkpoint method" in (sweep / ".submitit" / task / f"{task}_0_log.out").read_text()
+    assert [a["state"] for a in ended(task, 1)] == ["REQUEUED", "COMPLETED"]
+    assert_one_finished_run_per_job([job])
+
+
+def test_submit_and_return_then_the_analysis_counts_unfinished_jobs_missing_and_the_same_command_finishes(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [*LONG, "trainer.epochs=20000", "seed=0,1", "hydra/launcher=batched_slurm", "hydra.launcher.wait=false"]
+    args.append(f"hydra.sweep.dir={sweep}")
+    result = sweep_cli(*args, cwd=tmp_path)
+    output = result.stdout + result.stderr
+    (job_id,) = submitted(sweep)
+    assert result.returncode == 0 and "2 jobs in " in output and "s: 2 submitted" in output, output
+    assert f"squeue -j {job_id}" in output and "run the same command" in output, output
+    analysis = run_analysis(str(sweep), "--out", str(tmp_path / "while-running"), cwd=tmp_path)
+    assert analysis.returncode == 0, analysis.stderr
+    runs = pd.read_csv(tmp_path / "while-running" / "runs.csv")
+    assert list(runs["status"]) == ["missing", "missing"]  # their tasks have not started training yet
+    ended(job_id, 1)
+    assert_one_finished_run_per_job([sweep / "0", sweep / "1"])
+    again = sweep_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0 and "s: 2 already done" in again.stdout + again.stderr, again.stderr
+    assert submitted(sweep) == [job_id]  # nothing submitted again

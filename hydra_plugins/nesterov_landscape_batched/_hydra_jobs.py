@@ -8,6 +8,7 @@ also carries functions that pickle cannot name (a closure, a function of a scrip
 Hydra's plugin scan skips this module (its name starts with "_"), so its class stays the one the
 launcher pickles."""
 
+import signal
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -16,6 +17,8 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, run_job, setup_globals
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
+
+from ._process_signals import signal_when_parent_dies
 
 
 @dataclass
@@ -49,9 +52,12 @@ class HydraJobs:
 WORKER_JOBS: HydraJobs | None = None  # set in worker processes only
 
 
-def init_worker(pickled: bytes) -> None:
-    """A worker process of the launching process's pool: the sweep's HydraJobs, cloudpickled."""
+def init_worker(pickled: bytes, launcher: int) -> None:
+    """A worker process of the launching process's pool: the sweep's HydraJobs, cloudpickled. It
+    gets SIGTERM when the launcher (pid `launcher`) dies, however it dies: the app's job ends as
+    SIGTERM ends it anywhere (Python's default: at once), so no worker outlives the sweep."""
     global WORKER_JOBS
+    signal_when_parent_dies(signal.SIGTERM, launcher)
     WORKER_JOBS = cloudpickle.loads(pickled)
     Singleton.set_state(WORKER_JOBS.singleton_state)
     setup_globals()

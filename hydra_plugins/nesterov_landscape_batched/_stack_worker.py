@@ -3,8 +3,8 @@ its folder, .hydra/ files, log file, result files and W&B run, one after another
 
 Jobs arrive as plain data, validated once by the launcher (StackedJob): no Hydra composition and no
 second check happens here. One job's failure is that job's alone: a stack that cannot be trained or
-probed together falls back to training its jobs one by one. Ctrl-C stops a stack with each of its
-unfinished jobs recorded as interrupted.
+probed together falls back to training its jobs one by one. Ctrl-C or SIGTERM stops a stack with
+each of its unfinished jobs recorded as interrupted; a worker whose launcher died stops so, and exits.
 
 The launcher imports this module only when a sweep of this app launches: it brings torch and the
 app, and Hydra's plugin scan skips modules whose name starts with "_"."""
@@ -20,14 +20,16 @@ from typing import Any, Sequence
 
 import torch
 import yaml
+from submitit.helpers import Checkpointable
 
 from nesterov_landscape import job_claim, job_files
 from nesterov_landscape.config import Config
-from nesterov_landscape.job import run_claimed, versions
+from nesterov_landscape.job import finished_summary, run_claimed, versions
 from nesterov_landscape.job_files import atomic_write_text, json_safe, write_json
 from nesterov_landscape.stack import stack_signature, train_jobs
 from nesterov_landscape.numerics.training import TrainResult
 
+from ._process_signals import TaskSignals, signal_when_parent_dies
 from .job_configs import Job
 
 log = logging.getLogger(__name__)
@@ -41,8 +43,8 @@ Outcome = tuple[int, str, str]
 @dataclass
 class StackedJob(Job):
     """A job as the launcher hands it to a worker: its configs and folder (job_configs.Job), its
-    values as the launcher validated them, and its summary.json as the launcher's resume check
-    found it (job_files.summary_stamp; None without trainer.resume)."""
+    values as the launcher validated them, and its summary.json as the launcher found it
+    (job_files.summary_stamp; None where there was none): a later stamp means someone wrote it since."""
 
     config: Config
     summary_seen: job_files.SummaryStamp | None
@@ -58,35 +60,55 @@ class StackInterrupted(KeyboardInterrupt):
 
 
 class WorkerInterrupts:
-    """Ctrl-C in a worker process (init_worker). A terminal sends SIGINT to the whole process group
-    and the launching process forwards it when it got it alone, so a worker may get it twice, or
-    while it waits for work: it stops the stack being trained once (one KeyboardInterrupt), never
-    kills a waiting worker (which would print a traceback), and once the launching process has set
-    `sweep_stopped` no stack starts."""
+    """Ctrl-C and SIGTERM in a worker process (init_worker). A terminal sends SIGINT to the whole
+    process group and the launching process forwards it when it got it alone, so a worker may get
+    it twice, or while it waits for work: it stops the stack being trained once (one
+    KeyboardInterrupt), never kills a waiting worker (which would print a traceback), and once the
+    launching process has set `sweep_stopped` no stack starts.
 
-    def __init__(self, sweep_stopped: Any) -> None:
-        self.sweep_stopped, self.in_stack, self.raised = sweep_stopped, False, False
-        signal.signal(signal.SIGINT, self.on_sigint)
+    The launcher's death, however it dies, reaches the worker as SIGTERM (PR_SET_PDEATHSIG): the
+    stack being trained stops the same way, and the worker then exits (run_stack), as does a worker
+    waiting for work that will never come. Nothing is left running, and nothing is written after
+    the stopped jobs' records."""
 
-    def on_sigint(self, signum: int, frame: Any) -> None:
+    def __init__(self, sweep_stopped: Any, launcher: int) -> None:
+        self.sweep_stopped, self.launcher = sweep_stopped, launcher
+        self.in_stack, self.raised, self.orphaned = False, False, False
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self.on_signal)
+        signal_when_parent_dies(signal.SIGTERM, launcher)
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        if os.getppid() != self.launcher:  # re-parented: the launcher is gone
+            self.orphaned = True
+            if not self.in_stack:
+                exit_orphaned()
         if self.in_stack and not self.raised:
             self.raised = True
             raise KeyboardInterrupt
+
+
+def exit_orphaned() -> None:
+    log.warning("the launching process died: this worker stops (re-run the same command to finish the sweep)")
+    logging.shutdown()
+    os._exit(3)
 
 
 WORKER_INTERRUPTS: WorkerInterrupts | None = None  # set in worker processes only
 
 
 @contextlib.contextmanager
-def sigint_ignored():
-    """Ctrl-C held off: while interrupted jobs are recorded (a second Ctrl-C must not cut that
-    short), and while W&B's service starts (it inherits the setting and must outlive a Ctrl-C to
-    close the runs of interrupted jobs)."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def interrupts_held():
+    """Ctrl-C and SIGTERM held off: while interrupted jobs are recorded (a second signal must not
+    cut that short; SLURM sends SIGTERM to every process of a task, srun passes it on again), and
+    while W&B's service starts (it inherits the setting and must outlive a Ctrl-C to close the runs
+    of interrupted jobs)."""
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _write_hydra_files(job: StackedJob) -> None:
@@ -183,6 +205,8 @@ def run_stack(jobs: Sequence[StackedJob]) -> list[Outcome]:
         return _run_stack(jobs)
     finally:
         interrupts.in_stack = False
+        if interrupts.orphaned:  # its jobs are recorded; nobody is left to take their outcomes
+            exit_orphaned()
 
 
 def _run_stack(jobs: Sequence[StackedJob]) -> list[Outcome]:
@@ -205,7 +229,7 @@ def _run_stack(jobs: Sequence[StackedJob]) -> list[Outcome]:
             outcomes.append(_finish_job(job, trained[i]))
             trained[i] = None  # release the run's weights and history
     except KeyboardInterrupt:
-        with sigint_ignored():
+        with interrupts_held():
             ended = {outcome[0] for outcome in outcomes}
             outcomes += [_record_interrupted(job) for job in jobs if job.idx not in ended]
         raise StackInterrupted(outcomes) from None
@@ -213,7 +237,7 @@ def _run_stack(jobs: Sequence[StackedJob]) -> list[Outcome]:
 
 
 def _record_interrupted(job: StackedJob) -> Outcome:
-    """A job of a stack that Ctrl-C stopped: its folder records status interrupted, and the same
+    """A job of a stack that Ctrl-C or SIGTERM stopped: its folder records status interrupted, and the same
     command finishes it. A job stopped while its folder was being written already says so (with its
     W&B run closed, run_job); the others, stopped while their stack trained, get .hydra/, a log line
     and a summary.json of status interrupted (no W&B run: none was started)."""
@@ -251,25 +275,82 @@ def _recorded_interrupted(folder: Path, resolved: dict[str, Any]) -> bool:
     return summary.get("status") == "interrupted" and summary.get("config") == json_safe(resolved)
 
 
-def run_stacks(stacks: Sequence[Sequence[StackedJob]]) -> list[Outcome]:
-    """One SLURM array task: several stacks, one after another."""
-    init_worker()
-    return [outcome for stack in stacks for outcome in run_stack(stack)]
+def written_outcome(job: StackedJob, why: str) -> tuple[str, str]:
+    """How a job of an array task that ended without its result ended, as its folder says: the
+    summary the task wrote there (not the one the launcher found) of a finished run, or of a run
+    it recorded interrupted or failed. A job whose folder holds no such summary did not run: `why`."""
+    folder = Path(job.output_dir)
+    if job_files.summary_stamp(folder) == job.summary_seen:
+        return "not run", why
+    if (done := finished_summary(folder, job.resolved)) is not None:
+        return "completed", done["status"]
+    summary = job_files.read_summary(folder) or {}
+    if summary.get("status") in ("interrupted", "failed") and summary.get("config") == json_safe(job.resolved):
+        return summary["status"], str(summary.get("error"))
+    return "not run", why
 
 
-def init_worker(sweep_stopped: Any = None) -> None:
-    """A worker process prints warnings only; each job's log goes to its own file. With
-    `sweep_stopped` (a worker of the launching process's pool), Ctrl-C as WorkerInterrupts says."""
+class ArrayTask(Checkpointable):
+    """One SLURM array task: several stacks, one after another, as submitit runs it.
+
+    SIGTERM (scancel, a requeue, the end of the time limit) stops the stack being trained, its
+    unfinished jobs recorded interrupted, and the task exits without a result: a requeued task
+    runs again, and the launcher reads what the jobs wrote. The time limit's warning stops it the
+    same way, and the task then requeues itself (TaskSignals; Checkpointable's `checkpoint`: this
+    task again, with the same stacks). Each run of the task first leaves out the jobs that an
+    earlier run finished."""
+
+    def __call__(self, stacks: Sequence[Sequence[StackedJob]]) -> list[Outcome]:
+        init_worker()
+        signals = TaskSignals()
+        outcomes: list[Outcome] = []
+        try:
+            for stack in stacks:
+                if left := _unfinished(stack, outcomes):
+                    outcomes += run_stack(left)
+        except KeyboardInterrupt as stop:
+            stopped = getattr(stop, "outcomes", [])
+            recorded = sum(status == "interrupted" for _, status, _ in stopped)
+            log.warning(
+                "array task stopped by %s: %d running jobs recorded status interrupted",
+                signal.Signals(signals.caught or signal.SIGINT).name,
+                recorded,
+            )
+            signals.requeue_if_warned()
+            raise SystemExit(128 + (signals.caught or signal.SIGINT)) from None
+        return outcomes
+
+
+def _unfinished(stack: Sequence[StackedJob], outcomes: list[Outcome]) -> list[StackedJob]:
+    """The jobs of the stack that an earlier run of this task (before a requeue) did not finish;
+    the others' outcomes go to `outcomes`. A job that it stopped (its summary says interrupted) is
+    this task's own to run again."""
+    left = []
+    for job in stack:
+        folder = Path(job.output_dir)
+        stamp = job_files.summary_stamp(folder)
+        if stamp != job.summary_seen and finished_summary(folder, job.resolved) is not None:
+            outcomes.append((job.idx, "completed", "already done"))
+            continue
+        job.summary_seen = stamp
+        left.append(job)
+    return left
+
+
+def init_worker(sweep_stopped: Any = None, launcher: int | None = None) -> None:
+    """A worker process prints warnings only; each job's log goes to its own file. In a worker of
+    the launching process's pool (`sweep_stopped`, the launcher's pid), Ctrl-C, SIGTERM and the
+    launcher's death as WorkerInterrupts says."""
     global WORKER_INTERRUPTS
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr)
     os.environ.setdefault("WANDB_SILENT", "true")
-    if sweep_stopped is not None:
-        WORKER_INTERRUPTS = WorkerInterrupts(sweep_stopped)
+    if sweep_stopped is not None and launcher is not None:
+        WORKER_INTERRUPTS = WorkerInterrupts(sweep_stopped, launcher)
 
 
 def warm_up() -> None:
     """Start W&B's service now, not at the first job (about 0.5 s)."""
     import wandb
 
-    with sigint_ignored():
+    with interrupts_held():
         wandb.setup()

@@ -31,6 +31,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from ._process_signals import sigterm_stops
 from .app_task import is_app_task
 from .job_configs import JobConfigs
 from .job_folders import JobFolder
@@ -59,6 +60,10 @@ class BatchedSlurmLauncherConf:
     cluster: str = "slurm"  # slurm | local (submitit's local executor: the same tasks as processes here)
     submitit_folder: str = "${hydra.sweep.dir}/.submitit/%j"
     timeout_min: int = 60
+    # seconds before timeout_min ends that SLURM warns a task (submitit's signal, SIGUSR2): its running
+    # jobs record status interrupted and the task requeues itself; SLURM sends it up to a minute late
+    signal_delay_s: int = 90
+    wait: bool = True  # false: submit the array tasks and return; the same command later finishes the rest
     cpus_per_task: int = 1
     mem_gb: int = 4
     gpus_per_node: Optional[int] = None
@@ -145,16 +150,19 @@ class BatchedLauncher(Launcher):
             yield self.job_configs.job_folder(idx, overrides)
 
     def _start_workers(self) -> None:
-        from ._stack_worker import init_worker, sigint_ignored, warm_up
+        from ._stack_worker import init_worker, interrupts_held, warm_up
 
         if self.workers > 1 and self.pool is None:
             context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch and threads
             self.sweep_stopped = context.Event()
-            # The workers start with Ctrl-C ignored (SIG_IGN survives exec) until init_worker handles it:
-            # a Ctrl-C while they import would print their tracebacks.
-            with sigint_ignored():
+            # The workers start with Ctrl-C and SIGTERM ignored (SIG_IGN survives exec) until init_worker
+            # handles them: a Ctrl-C while they import would print their tracebacks.
+            with interrupts_held():
                 self.pool = ProcessPoolExecutor(
-                    self.workers, mp_context=context, initializer=init_worker, initargs=(self.sweep_stopped,)
+                    self.workers,
+                    mp_context=context,
+                    initializer=init_worker,
+                    initargs=(self.sweep_stopped, os.getpid()),
                 )
                 for _ in range(self.workers):  # each submission starts a worker
                     self.pool.submit(warm_up)
@@ -165,6 +173,10 @@ class BatchedLauncher(Launcher):
             self.pool = None
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        with sigterm_stops():  # SIGTERM stops the sweep as Ctrl-C does, whatever the app
+            return self._launch(job_overrides, initial_job_idx)
+
+    def _launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -207,7 +219,8 @@ class BatchedLauncher(Launcher):
 
         pickled = cloudpickle.dumps(replace(hydra_jobs, singleton_state=Singleton.get_state()))
         context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=init_worker, initargs=(pickled,))
+        initargs = (pickled, os.getpid())
+        pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=init_worker, initargs=initargs)
         try:
             futures = [pool.submit(run_in_worker, idx, overrides) for idx, overrides in jobs]
             return [cloudpickle.loads(future.result()) for future in futures]
@@ -262,9 +275,8 @@ class BatchedLauncher(Launcher):
                 log.error(f"job #{idx} ({' '.join(overrides)}): invalid config: {error}")
                 self._record(idx, overrides, "failed", f"invalid config: {error}")
                 continue
-            seen = None
+            seen = job_files.summary_stamp(Path(job.output_dir))  # before reading it: a later write shows
             if config.trainer.resume:
-                seen = job_files.summary_stamp(Path(job.output_dir))  # before reading it: a later write shows
                 if finished_summary(Path(job.output_dir), job.resolved):
                     self._record(idx, overrides, "completed", "already done")
                     continue
@@ -301,14 +313,14 @@ class BatchedLauncher(Launcher):
             raise self._interrupted() from None
 
     def _run_in_workers(self, stacks: Iterator[list["StackedJob"]]) -> None:
-        """Stacks streamed to the worker processes. Ctrl-C here only sets a flag, looked at between
-        steps (an exception could strike inside the pool's own bookkeeping): the workers stop their
-        stacks, start no other, and this process collects what each job recorded."""
+        """Stacks streamed to the worker processes. Ctrl-C or SIGTERM here only sets a flag, looked at
+        between steps (an exception could strike inside the pool's own bookkeeping): the workers stop
+        their stacks, start no other, and this process collects what each job recorded."""
         from ._stack_worker import run_stack
 
         self._start_workers()
         running: dict[Future, list["StackedJob"]] = {}
-        previous = signal.signal(signal.SIGINT, self._stop)
+        previous = {signum: signal.signal(signum, self._stop) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
             for stack in stacks:
                 while len(running) >= 2 * self.workers and not self.stopping:  # bound what waits in memory
@@ -325,16 +337,17 @@ class BatchedLauncher(Launcher):
             self._stop_workers(cancel=True)
             raise
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         self._stop_workers()
 
     def _stop(self, signum: int, frame: Any) -> None:
         self.stopping = True
 
     def _wind_down(self, running: dict[Future, list["StackedJob"]]) -> None:
-        """After Ctrl-C: no stack starts (sweep_stopped), the workers' running stacks stop (they got
-        the terminal's SIGINT; forwarded here for a SIGINT sent to this process alone), stacks not
-        yet handed over are dropped, and each job's outcome is collected."""
+        """After Ctrl-C or SIGTERM: no stack starts (sweep_stopped), the workers' running stacks stop
+        (they got the terminal's SIGINT; forwarded here as SIGINT for a signal sent to this process
+        alone), stacks not yet handed over are dropped, and each job's outcome is collected."""
         self.sweep_stopped.set()
         for worker in multiprocessing.active_children():
             with contextlib.suppress(ProcessLookupError):  # it may have just ended
@@ -410,14 +423,19 @@ class BatchedSlurmLauncher(BatchedLauncher):
     Re-running the same command skips finished jobs (trainer.resume), so it finishes only the rest."""
 
     def __init__(
-        self, runs_per_stack: int = 128, runs_per_task: int = 1000, cluster: str = "slurm", **params: Any
+        self,
+        runs_per_stack: int = 128,
+        runs_per_task: int = 1000,
+        cluster: str = "slurm",
+        wait: bool = True,
+        **params: Any,
     ) -> None:
         super().__init__(runs_per_stack=runs_per_stack, n_jobs=1)
         if cluster not in ("slurm", "local"):
             raise ValueError(f"hydra.launcher.cluster={cluster} is not allowed; it must be slurm or local")
         if runs_per_task < 1:
             raise ValueError(f"hydra.launcher.runs_per_task={runs_per_task} is not allowed; it must be an integer >= 1")
-        self.runs_per_task, self.cluster = runs_per_task, cluster
+        self.runs_per_task, self.cluster, self.wait = runs_per_task, cluster, wait
         self.params = {k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v for k, v in params.items()}
 
     def _stack_size(self, n_jobs: int) -> int:
@@ -441,6 +459,7 @@ class BatchedSlurmLauncher(BatchedLauncher):
             "slurm_array_parallelism": params.pop("array_parallelism"),
             "slurm_setup": params.pop("setup"),
             "slurm_additional_parameters": params.pop("additional_parameters"),
+            "slurm_signal_delay_s": params.pop("signal_delay_s"),
         }
         executor.update_parameters(**params, **(slurm if self.cluster == "slurm" else {}))
         return executor
@@ -450,10 +469,33 @@ class BatchedSlurmLauncher(BatchedLauncher):
         tasks = [jobs[i : i + self.runs_per_task] for i in range(0, len(jobs), self.runs_per_task)]
         elsewhere = replace(hydra_jobs, singleton_state=Singleton.get_state())
         submitted = self._executor().map_array(elsewhere.run_elsewhere, tasks)
+        if not self.wait:
+            self._say_submitted(submitted, len(jobs))
+            return [self._submitted_return(overrides) for _, overrides in jobs]
         return [job_return for task in submitted for job_return in task.result()]
 
+    def _say_submitted(self, submitted: list[Any], n_jobs: int) -> None:
+        """hydra.launcher.wait=false: how to follow the tasks, and how to finish what they leave."""
+        array = submitted[0].job_id.split("_")[0]
+        log.info(
+            f"submitted {n_jobs} jobs in {len(submitted)} array tasks (SLURM job {array}) and returning "
+            f"(hydra.launcher.wait=false): follow them with `squeue -j {array}`; each job writes its folder "
+            f"under {self.config.hydra.sweep.dir} as it finishes. Once they have ended, run the same command: "
+            "it runs only the jobs that did not finish"
+        )
+
+    def _submitted_return(self, overrides: Sequence[str]) -> JobReturn:
+        """A job handed to SLURM and not waited for: launched, which is all Hydra asks of a launcher."""
+        return JobReturn(
+            overrides=list(overrides),
+            working_dir=os.getcwd(),
+            task_name=str(self.config.hydra.job.name),
+            status=JobStatus.COMPLETED,
+            _return_value="submitted",
+        )
+
     def _run(self, stacks: Iterator[list["StackedJob"]]) -> None:
-        from ._stack_worker import run_stacks
+        from ._stack_worker import ArrayTask
 
         tasks: list[list[list["StackedJob"]]] = []
         for stack in stacks:
@@ -462,14 +504,65 @@ class BatchedSlurmLauncher(BatchedLauncher):
             tasks[-1].append(stack)
         if not tasks:
             return
-        submitted = self._executor().map_array(run_stacks, tasks)
+        submitted = self._executor().map_array(ArrayTask(), tasks)
+        if not self.wait:
+            self._say_submitted(submitted, sum(len(stack) for task in tasks for stack in task))
+            for task in tasks:
+                for job in (job for stack in task for job in stack):
+                    self._record(job.idx, job.overrides, "completed", "submitted")
+            return
         log.info(f"submitted {len(submitted)} array tasks, job {submitted[0].job_id.split('_')[0]}")
-        for job, task in zip(submitted, tasks):
-            stack = [j for s in task for j in s]
+        for task, stacks_of_task in zip(submitted, tasks):
+            self._collect_task(task, [job for stack in stacks_of_task for job in stack])
+
+    def _collect_task(self, task: Any, jobs: list["StackedJob"]) -> None:
+        """The outcomes of a task's jobs: its result, or, where it has none (cancelled, killed, out of
+        time or memory, failed), what each job wrote in its folder: a job finished before the task
+        died is completed, not failed. A task that ended without a result is not waited for
+        (submitit would wait 15 s for a result file that a slow file system might show late)."""
+        from ._stack_worker import written_outcome
+
+        self._wait_for(task)
+        state = task.state.split()[0]  # sacct's, e.g. "CANCELLED by 0"; UNKNOWN where sacct does not answer
+        if task.paths.result_pickle.exists() or state == "COMPLETED":
             try:
-                self._collect(stack, job.result())
-            except Exception as error:  # the task died: its jobs failed, the others are kept
-                first_line = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-                for j in stack:
-                    if j.idx not in self.returns:
-                        self._record(j.idx, j.overrides, "failed", f"array task {job.job_id} failed: {first_line}")
+                self._collect(jobs, task.result())
+                return
+            except Exception as error:  # the task failed: what its jobs wrote says how far it came
+                lines = str(error).strip().splitlines()
+                why = f"array task {task.job_id} failed: {lines[-1] if lines else type(error).__name__}"
+        else:
+            why = f"array task {task.job_id} ended{'' if state == 'UNKNOWN' else ' ' + state}, without a result"
+        for job in jobs:
+            if job.idx not in self.returns:
+                self._record(job.idx, job.overrides, *written_outcome(job, why))
+
+    def _wait_for(self, task: Any) -> None:
+        """Until the task has ended. submitit learns that from sacct, or from its result file: on a
+        cluster without accounting sacct does not answer, the state stays UNKNOWN, and a task that
+        ended without a result would be waited for for ever. There squeue, which the scheduler
+        itself answers, says whether the task is still queued or running."""
+        asked = time.monotonic()
+        while not task.done():
+            if self.cluster == "slurm" and time.monotonic() - asked > SQUEUE_EVERY_S and task.state == "UNKNOWN":
+                if not _queued(task.job_id):
+                    return
+                asked = time.monotonic()
+            time.sleep(1)  # as submitit's own wait
+
+
+SQUEUE_EVERY_S = 5  # where sacct does not answer, how often _wait_for asks squeue instead
+
+# submitit's states of a task that has not ended (sacct's and squeue's names)
+NOT_ENDED = {"READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED", "CONFIGURING"}
+
+
+def _queued(job_id: str) -> bool:
+    """Whether SLURM still lists the task as queued or running: squeue lists an ended task with no
+    state, and calls its id invalid a few minutes (MinJobAge) later; any other error says nothing."""
+    import subprocess
+
+    answer = subprocess.run(["squeue", "-h", "-o", "%T", "-j", job_id], capture_output=True, text=True)
+    if answer.returncode != 0:
+        return "Invalid job id" not in answer.stderr
+    return answer.stdout.strip() in NOT_ENDED
