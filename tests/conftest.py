@@ -4,6 +4,7 @@ folder), duplicated (a job run or logged twice), foreign files deleted (anything
 write, removed or changed). At the end pytest prints, per guard, the cases that check it and how many
 of them failed: a guard's figure is its failed cases, so "lost 0" is earned by passing cases."""
 
+import logging
 import signal
 
 import pytest
@@ -20,6 +21,21 @@ def _isolated_wandb(tmp_path, monkeypatch):
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored():
+    """Hydra's in-process launches (its launcher conformance suites) configure the root logger with
+    their console and file handlers and leave them: every later in-process job would log to the
+    terminal through them too. Each test ends with the root logger's handlers and level as it began."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers and not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
 
 
 def pytest_configure(config):
