@@ -1,11 +1,12 @@
-# make run: one job on the defaults (the paper's Figure 3 setup). make test: the test suite.
+# make run: one job on the defaults (the paper's Figure 3 setup). make test: lint and the tests, but the
+# slow end-to-end ones; make test-slow: those (CI runs both, docs/tests.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SWEEP ?=
 ARGS ?=
 
-.PHONY: run test test-fast lint analysis reprobe leet sync bench clean
+.PHONY: run test test-slow lint analysis reprobe leet sync bench clean
 
 $(BIN)/nesterov-landscape-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,14 +19,14 @@ run: $(BIN)/nesterov-landscape-installed
 	$(BIN)/python -m nesterov_landscape
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(BIN)/nesterov-landscape-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test-fast: $(BIN)/nesterov-landscape-installed
-	$(BIN)/python -m pytest -m "not slow"
+test-slow: $(BIN)/nesterov-landscape-installed
+	$(BIN)/python -m pytest -m slow
 
 # the newest sweep under multirun/, or SWEEP=multirun/<date>/<time>; ARGS="--by model.width --out DIR"
 analysis: $(BIN)/nesterov-landscape-installed

@@ -34,6 +34,7 @@ from .numerics.optimizers import values_used
 from .numerics.training import TrainResult
 from .probes import Point
 from .problem import Problem, compiled, setup_problem, train_alone
+from .stack import stack_signature, train_problems
 from .summary_schema import entry_error
 from .limits import disk_error
 from .wandb_run import define_metrics, group_name, log_file_artifact, log_history_row, start_run
@@ -356,14 +357,18 @@ def train_job(problem: Problem, wandb_run: Any, trained: TrainResult | None, rec
         config.optimizer.name,
         epochs,
     )
-    loss_fn, compile_seconds = problem.loss_in(problem.dtype), 0.0
-    if config.trainer.compile:
-        loss_fn, compile_seconds = compiled(loss_fn, problem.init.to(problem.device, problem.dtype))
-        log.info("compiled the loss in %.1f s", compile_seconds)
     with logging_redirect_tqdm():  # log lines print above the bar, not through it
-        result = train_alone(problem, loss_fn, on_record, on_checkpoint)
+        if stack_signature(config) is not None:  # as a stack of one: the numbers it gets in any stack
+            (result,) = train_problems([problem], lambda index, row: on_record(row))
+        else:  # mini-batches, gradient noise or checkpoints: its own loop
+            loss_fn, compile_seconds = problem.loss_in(problem.dtype), 0.0
+            if config.trainer.compile:
+                loss_fn, compile_seconds = compiled(loss_fn, problem.init.to(problem.device, problem.dtype))
+            result = train_alone(problem, loss_fn, on_record, on_checkpoint)
+            result.compile_seconds = compile_seconds
     bar.close()
-    result.compile_seconds = compile_seconds
+    if config.trainer.compile:
+        log.info("compiled in %.1f s", result.compile_seconds)
     return result
 
 

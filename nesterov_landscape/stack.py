@@ -5,7 +5,7 @@ import copy
 import dataclasses
 import json
 import time
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -72,27 +72,23 @@ def fast_activation(config: Config) -> bool:
 
 
 def train_jobs(configs: list[Config]) -> list[TrainResult]:
-    """Train jobs with equal stack signatures as one computation; each gets the TrainResult its
-    own job would compute (up to floating-point reassociation in the batched matmuls). A probe that
-    can run for a whole stack at once runs so too (probe_stacked).
+    """Train jobs with equal stack signatures as one computation (train_problems)."""
+    return train_problems([setup_problem(c) for c in configs])
 
-    A stack of one trains beside a copy of itself (where memory allows two runs, as it then does in
-    any stack of its signature): MKL computes a lone (1 x n)(n x width) product, the output layer's
-    weight gradient, with another kernel than a stack of them, and the last bits that differ would
-    make a job's numbers depend on how its sweep was split into stacks. The copy's time is the job's."""
-    if len(configs) == 1 and runs_within_memory(configs[0]) > 1:
-        result, copy = train_jobs(configs * 2)
-        result.seconds += copy.seconds
-        result.compile_seconds += copy.compile_seconds
-        result.probe_seconds += copy.probe_seconds
-        result.stacked_with = 0
-        return [result]
-    problems = [setup_problem(c) for c in configs]
+
+def train_problems(
+    problems: list[Problem], on_record: Callable[[int, dict[str, float]], None] | None = None
+) -> list[TrainResult]:
+    """Train problems with equal stack signatures as one computation; each gets the TrainResult its
+    own job would compute, bit for bit in a stack of any size (mlp.forward's stacked form), so a
+    job's numbers do not depend on how its sweep was split into stacks. A job trained alone is a
+    stack of one (job.train_job). A probe that can run for a whole stack at once runs so too
+    (probe_stacked). on_record(index, row) sees run `index`'s history rows as they are read."""
     first = problems[0]
-    device, dtype, shape, config = first.device, first.dtype, first.shape, first.config
+    device, shape, config = first.device, first.shape, first.config
     x, y = stacked_data(problems)
-    params = torch.stack([p.init for p in problems]).to(device, dtype)
-    hyperparams = stacked_hyperparams([p.hyperparams() for p in problems], device, dtype)
+    params = torch.stack([p.init for p in problems]).to(device, first.dtype)
+    hyperparams = stacked_hyperparams([p.hyperparams() for p in problems], device, first.dtype)
     fast = fast_activation(config)
     results = training.train_stack(
         lambda w: network_loss(config, shape, w, x, y, fast),
@@ -101,13 +97,14 @@ def train_jobs(configs: list[Config]) -> list[TrainResult]:
         hyperparams,
         first.schedule(),
         config.trainer.compile,
+        on_record,
     )
     for result in results:
         result.activation = "rational_tanh" if fast else config.model.activation
     completed = [i for i, r in enumerate(results) if r.status == "completed"]
     if completed:
         index = torch.tensor(completed, device=device)
-        probe_stacked(configs, [results[i] for i in completed], loss_rows(first, x, y), index)
+        probe_stacked([p.config for p in problems], [results[i] for i in completed], loss_rows(first, x, y), index)
     return results
 
 
@@ -127,12 +124,8 @@ def loss_rows(problem: Problem, x: torch.Tensor, y: torch.Tensor):
 def probe_stacked(configs: list[Config], completed: list[TrainResult], loss_rows, index: torch.Tensor) -> None:
     """The probes that can run for the whole stack at once (a module's `stacked`) on its completed
     runs, where every job of the stack configures them alike; each run gets its result and its share
-    of the time. A lone completed run is probed beside a copy of itself, as train_jobs trains one: its
-    gradient alone would take another MKL kernel than in any stack, and its numbers would depend on
-    how many runs of its stack completed."""
-    copies = 2 if len(completed) == 1 else 1
-    index = index.repeat(copies)
-    weights = torch.stack([result.params for result in completed] * copies)
+    of the time."""
+    weights = torch.stack([result.params for result in completed])
     for name, probe in configs[0].probe.items():
         stacked = PROBES[name].stacked
         if stacked is None or any(c.probe.get(name) != probe for c in configs):

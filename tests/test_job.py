@@ -10,7 +10,8 @@ import torch
 import wandb
 
 from nesterov_landscape.config import validate
-from nesterov_landscape.problem import setup_problem, train_alone
+from nesterov_landscape.problem import setup_problem
+from nesterov_landscape.stack import train_jobs
 from nesterov_landscape.job import task
 
 from .helpers import CONF, TINY, as_module, compose_job
@@ -232,10 +233,11 @@ def test_summary_minima_equal_the_minima_recomputed_from_landscape_csv(tmp_path)
 
 
 def retrained_params(cfg, summary):
-    """The job's final weights, trained again from its config by the same single-run training loop; equal
+    """The job's final weights, trained again from its config as the job trains (a stack of one); equal
     to the job's own (its final loss is checked bit for bit)."""
-    problem = setup_problem(validate(cfg, cuda_available=False))
-    result = train_alone(problem)
+    config = validate(cfg, cuda_available=False)
+    problem = setup_problem(config)
+    (result,) = train_jobs([config])
     assert result.history[-1]["loss"] == summary["final_loss"]
     return problem, result.params
 

@@ -11,7 +11,7 @@ LAUNCHERS = [
     pytest.param("batched", ["hydra.launcher.n_jobs=1"], id="in-process"),
     pytest.param("batched", [], id="workers"),
     # one array task runs a sweep's jobs one after another (runs_per_task: 1000); it takes 2 to 4 s to start
-    pytest.param("batched_slurm", ["hydra.launcher.cluster=local"], id="slurm", marks=pytest.mark.slow),
+    pytest.param("batched_slurm", ["hydra.launcher.cluster=local"], id="slurm"),
 ]
 
 

@@ -28,6 +28,52 @@ def test_batched_forward_equals_one_network_at_a_time(output_dim):
         torch.testing.assert_close(batched[i], forward(shape, "tanh", stacked[i], x), rtol=1e-13, atol=1e-13)
 
 
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# (input_dim, width, depth, points): the paper's shape, and each of the maps that would be a
+# matrix-vector product (an input of one feature, a hidden width of one, one data point) beside ones
+# small enough for torch's own loop (width 2, 7 points)
+SHAPES = [(12, 35, 10, 100), (1, 35, 2, 100), (12, 1, 2, 100), (12, 64, 2, 1), (1, 64, 1, 7), (3, 2, 3, 100)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("input_dim, width, depth, points", SHAPES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_a_network_gets_the_same_bits_in_a_stack_of_any_size(one_thread, dtype, input_dim, width, depth, points, bias):
+    """Each network's loss and gradient in stacks of 1, 2 and 5 (its own data per network), with one
+    torch thread (trainer.threads' default; more split a product among threads by its size): a
+    batched matmul's backward took another MKL kernel for one network than for several (issue 17's
+    worker-count dependence), so a job's numbers depended on how its sweep was split."""
+    shape = MLPShape(input_dim, width, depth, bias)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(5, points, input_dim, generator=generator, dtype=torch.float64).to(dtype)
+    y = torch.randn(5, points, generator=generator, dtype=torch.float64).to(dtype)
+    weights = torch.stack([init_params(shape, "pytorch", torch.Generator().manual_seed(s)) for s in range(5)])
+
+    def loss_and_gradient(runs: int) -> tuple[torch.Tensor, torch.Tensor]:
+        w = weights[:runs].to(dtype).requires_grad_()
+        loss = (forward(shape, "tanh", w, x[:runs]) - y[:runs]).square().mean(-1)
+        return loss.detach(), torch.autograd.grad(loss.sum(), w)[0]
+
+    stacks = {runs: loss_and_gradient(runs) for runs in (1, 2, 5)}
+    for runs, (loss, gradient) in stacks.items():
+        assert torch.equal(loss[0], stacks[1][0][0]) and torch.equal(gradient[0], stacks[1][1][0]), runs
+    assert torch.equal(stacks[2][1][1], stacks[5][1][1])
+    single = weights[0].to(dtype).requires_grad_()  # the same numbers as the one-network form, to rounding
+    reference = (forward(shape, "tanh", single, x[0]) - y[0]).square().mean()
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-4
+    torch.testing.assert_close(stacks[1][0][0], reference.detach(), rtol=tolerance, atol=0)
+    torch.testing.assert_close(
+        stacks[1][1][0], torch.autograd.grad(reference, single)[0], rtol=tolerance, atol=tolerance * 1e-2
+    )
+
+
 def test_depth_counts_hidden_layers():
     shape = MLPShape(input_dim=12, width=35, depth=10)
     assert len(shape.layers) == 11

@@ -21,7 +21,8 @@ from nesterov_landscape import limits, weights
 from nesterov_landscape.config import validate
 from nesterov_landscape.job import task
 from nesterov_landscape.job_files import MANIFEST, WEIGHTS_FILE, recorded
-from nesterov_landscape.problem import setup_problem, train_alone
+from nesterov_landscape.problem import setup_problem
+from nesterov_landscape.stack import train_jobs
 from nesterov_landscape.reprobe.__main__ import main as reprobe
 from nesterov_landscape.summary_schema import DESCRIPTION
 
@@ -79,7 +80,7 @@ def test_a_completed_job_keeps_its_final_weights_before_its_summary(tmp_path):
     problem = setup_problem(config)
     stored = weights.load(job, problem)
     assert stored.weights.dtype == torch.float64 and stored.epoch == 20
-    assert torch.equal(stored.weights, train_alone(problem).params)  # the trained weights, bit for bit
+    assert torch.equal(stored.weights, train_jobs([config])[0].params)  # the trained weights, bit for bit
     size = (job / WEIGHTS_FILE).stat().st_size
     assert problem.shape.n_params * 8 < size <= limits.weights_disk_bytes(config)
 

@@ -136,16 +136,22 @@ def test_a_jobs_result_does_not_depend_on_how_the_sweep_was_split(tmp_path):
     """Issue 17: with 2 workers, seed 2 was a stack of one, trained unstacked, and ended 4e-3 off
     its value in a stack of three after 2,000 float64 epochs; trained as a stack of one it was 2%
     off, and seed 1, second in a stack of three but first in a stack of one, 2% too. One process (a
-    stack of three), two workers (two and one) and runs_per_stack=1 (three of one) now write the same bytes."""
+    stack of three), two workers (two and one), runs_per_stack=1 (three of one) and Hydra's basic
+    launcher (three jobs, each trained alone) now write the same bytes."""
     sweep_args = ["seed=0,1,2", "trainer.epochs=2000", "trainer.precision=float64", "probe=none"]  # the paper's model
     splits = {
         "n1": ["hydra.launcher.n_jobs=1"],
         "n2": ["hydra.launcher.n_jobs=2"],
         "b1": ["hydra.launcher.runs_per_stack=1"],
+        "basic": None,
     }
     written = {}
     for name, split in splits.items():
-        sweep, result = batched_sweep(tmp_path, name, *sweep_args, *split)
+        if split is None:
+            sweep = tmp_path / name
+            result = run_cli(*sweep_args, f"hydra.sweep.dir={sweep}", "--multirun", cwd=tmp_path)
+        else:
+            sweep, result = batched_sweep(tmp_path, name, *sweep_args, *split)
         assert result.returncode == 0, result.stderr
         done = summaries(sweep, 3)
         written[name] = (
@@ -153,9 +159,9 @@ def test_a_jobs_result_does_not_depend_on_how_the_sweep_was_split(tmp_path):
             [(sweep / str(i) / "history.csv").read_bytes() for i in range(3)],
         )
         assert [s["status"] for s in done] == ["completed"] * 3
-        stacked = {"n1": [2, 2, 2], "n2": [1, 1, 0], "b1": [0, 0, 0]}[name]
+        stacked = {"n1": [2, 2, 2], "n2": [1, 1, 0], "b1": [0, 0, 0], "basic": [0, 0, 0]}[name]
         assert [s["stacked_with"] for s in done] == stacked, name  # the splits really differ
-    assert written["n1"] == written["n2"] == written["b1"]
+    assert written["n1"] == written["n2"] == written["b1"] == written["basic"]
     assert len(set(written["n1"][0])) == 3  # three different runs
 
 

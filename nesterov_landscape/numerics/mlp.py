@@ -106,6 +106,18 @@ def forward(
     h = x.expand(params.shape[0], *x.shape[-2:]).transpose(-1, -2)
     for i, (fan_in, fan_out) in enumerate(shape.layers):
         weight = next(pieces).unflatten(-1, (fan_out, fan_in))
-        h = torch.baddbmm(next(pieces).unsqueeze(-1), weight, h) if shape.bias else weight @ h
+        h = _stacked_map(weight, h, next(pieces).unsqueeze(-1) if shape.bias else None)
         h = act(h) if i < len(shape.layers) - 1 else h
     return h.transpose(-1, -2).squeeze(-1)
+
+
+def _stacked_map(weight: torch.Tensor, h: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """weight (B, out, in) @ h (B, in, n) + bias (B, out, 1), in a form that gives each network the
+    same bits in a stack of any size B. A batched matmul does, except where one of out, in, n is 1: then it or
+    one of its backward products (grad h = W^T g, grad W = g h^T) is a matrix-vector product, which
+    MKL computes with another kernel for one network than for several. Those maps (the output
+    layer, an input of one feature, one data point) are a broadcast product and a sum instead."""
+    if 1 in (weight.shape[-2], weight.shape[-1], h.shape[-1]):
+        product = (weight.unsqueeze(-1) * h.unsqueeze(-3)).sum(-2)
+        return product if bias is None else product + bias
+    return weight @ h if bias is None else torch.baddbmm(bias, weight, h)

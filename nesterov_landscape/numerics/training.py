@@ -169,6 +169,7 @@ def train_stack(
     hyperparams: Any,
     schedule: Schedule,
     compile: bool = False,
+    on_record: Callable[[int, dict[str, float]], None] | None = None,
 ) -> list[TrainResult]:
     """Full-batch training of B independent runs stacked in params (B, P); loss_fn maps them to B
     losses, and hyperparams may hold (B, 1) tensors, one value per run. One update per epoch, no
@@ -180,7 +181,8 @@ def train_stack(
     (a GPU never waits): divergence is detected, dated and frozen on the device, and read at the next
     logging point, which also ends training once no run is left. A step (losses, gradients, update
     and the divergence bookkeeping) is one function; `compile` makes it one torch.compile'd graph,
-    compiled by its first call, whose time goes to compile_seconds, not to seconds."""
+    compiled by its first call, whose time goes to compile_seconds, not to seconds. on_record(run,
+    row) sees each history row as it is read."""
     epochs, log_every = schedule.epochs, schedule.log_every
     runs, device = params.shape[0], params.device
 
@@ -225,7 +227,7 @@ def train_stack(
         if epoch == 0 and compile:
             compile_seconds = time.perf_counter() - start
         if epoch % log_every == 0 or epoch == epochs:  # the host reads rows only here
-            _read_rows(histories, logged_active, epoch, losses, grads.norm(dim=1), stepped[3])
+            _read_rows(histories, logged_active, epoch, losses, grads.norm(dim=1), stepped[3], on_record)
             if epoch == epochs or not any(logged_active):
                 break  # the weights are those before this step; a run may diverge at the last epoch
         carry = stepped
@@ -247,7 +249,7 @@ def train_stack(
     ]
 
 
-def _read_rows(histories, logged_active, epoch, losses, grad_norms, diverged_at) -> None:
+def _read_rows(histories, logged_active, epoch, losses, grad_norms, diverged_at, on_record) -> None:
     """History rows at logging point `epoch`: a run still going gets its row of this epoch; a run
     that diverged since the last logging point (this epoch included) gets the row of the epoch it
     diverged at. A diverged run's weights are frozen, so its loss and gradient norm now are those
@@ -258,3 +260,5 @@ def _read_rows(histories, logged_active, epoch, losses, grad_norms, diverged_at)
             row_epoch = epoch if at[index] < 0 else at[index]
             history.append({"epoch": row_epoch, "loss": loss[index], "grad_norm": grad_norm[index]})
             logged_active[index] = at[index] < 0
+            if on_record is not None:
+                on_record(index, history[-1])
