@@ -1,5 +1,6 @@
 """Limits a job is checked against before any work: the memory its arrays will take, the cores its
-threads may use, the disk its kept weights will take.
+threads may use, the disk its kept weights will take; and what its training costs in arithmetic,
+by which the batched launcher decides whether worker processes pay for their start.
 
 The memory estimate follows what the code allocates: the data, the weights and optimizer state,
 the activations of one forward and backward pass, the history rows, and each probe's arrays (its
@@ -67,6 +68,13 @@ def job_size(config: Any) -> JobSize:
     """Of a validated Config."""
     d, m, trainer = config.data, config.model, config.trainer
     return JobSize(MLPShape(d.input_dim, m.width, m.depth, m.bias), d.n_points, trainer.epochs, trainer.precision)
+
+
+def training_flop(config: Any) -> float:
+    """Floating-point operations of the job's training: each epoch a forward and a backward pass over
+    every point, about 6 per weight and point (each layer's product, and two in its backward)."""
+    size = job_size(config)
+    return 6.0 * size.epochs * size.n_points * size.shape.n_params
 
 
 def memory_parts(config: Any) -> list[Part]:

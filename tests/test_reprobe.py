@@ -173,7 +173,7 @@ def test_the_data_and_initial_weights_are_rebuilt_from_the_seeds(tmp_path, capsy
 def test_reprobing_a_job_with_its_own_probes_gives_its_files_and_numbers_exactly(tmp_path, capsys):
     job = tmp_path / "job"
     train(job, *PAPER_SHORT)
-    assert summary(job)["stacked_probes"] == []  # a single run probes alone
+    assert summary(job)["stacked_probes"] == ["gradient_line"]  # a job alone is a stack of one
     assert reprobe([str(job)]) == 0
     assert "1 completed" in capsys.readouterr().out
     assert_reprobe_equals_job(job, "own")

@@ -33,6 +33,7 @@ MIXED_SWEEP = [
     ["optimizer.lr=1", "+trainer.newkey={a: 1}"],  # an int for a float, a dict appended
     ["seed=6", "optimizer.lr=0.01"],
     ["seed=7", "optimizer.lr=0.01", "model.width=7"],
+    ["seed=8", "logger.mode=online"],  # a value over one read from the environment (logger.mode's default)
 ]
 
 
@@ -55,7 +56,11 @@ def hydra_composed(loader, master, idx, overrides):
     )
 
 
-def test_derived_job_configs_equal_hydras_composition(tmp_path):
+@pytest.mark.parametrize("wandb_mode", [None, "disabled"])
+def test_derived_job_configs_equal_hydras_composition(tmp_path, monkeypatch, wandb_mode):
+    """With WANDB_MODE unset and set (logger.mode's default reads it)."""
+    if wandb_mode is not None:
+        monkeypatch.setenv("WANDB_MODE", wandb_mode)
     setup_globals()
     loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF)))
     master = loader.load_configuration(
@@ -73,6 +78,9 @@ def test_derived_job_configs_equal_hydras_composition(tmp_path):
         assert (folder.folder, folder.subdir, folder.resolved()) == (output_dir, hydra["sweep"]["subdir"], resolved)
     # one composition per set of group choices, however many jobs share it
     assert len(job_configs.templates) == 5
+    # and jobs derived from it in microseconds: all but the job with a Hydra override (its own folder
+    # name) take the fast path, the environment variable in logger.mode's default notwithstanding
+    assert sum(template.fast for template in job_configs.templates.values()) == 4
     # the quick parse of `key=integer` is Hydra's parse
     for override in ["seed=0", "seed=-12", "model.width=35", "seed=007", "seed=+5", "seed=1_000", "hydra.job.id=3"]:
         assert job_configs._parse(override) == job_configs.parser.parse_override(override), override

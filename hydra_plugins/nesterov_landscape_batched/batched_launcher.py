@@ -191,7 +191,11 @@ class BatchedLauncher(Launcher):
             return self._run_hydra_jobs(HydraJobs(self.hydra_context, self.config, self.task_function), jobs)
         if self.job_configs is None:  # Hydra's basic sweeper launches without checking first
             self.check_jobs(job_overrides)
-        log.info(f"Launching {len(jobs)} jobs, stacked, on {self._where()}")
+        why = ""
+        if self.n_jobs is None and self.workers > 1 and not self._workers_pay(jobs):
+            self.workers = 1
+            why = f" (too little training to pay for workers; hydra.launcher.n_jobs={self._cores()} starts them)"
+        log.info(f"Launching {len(jobs)} jobs, stacked, on {self._where()}{why}")
         self.progress = Progress(len(jobs))
         self.returns: dict[int, JobReturn] = {}
         self.job_name = str(self.config.hydra.job.name)
@@ -227,11 +231,14 @@ class BatchedLauncher(Launcher):
         finally:
             pool.shutdown(cancel_futures=True)
 
+    def _cores(self) -> int:
+        return len(os.sched_getaffinity(0))
+
     def _workers(self, n_jobs: int) -> int:
         """hydra.launcher.n_jobs worker processes (null: one per core), at most one per job: a
         worker costs a process start and about 0.3 GB, and a sweep's stacks are not known before
         they stream, so its jobs are the bound known up front. One worker: this process."""
-        cores = len(os.sched_getaffinity(0))
+        cores = self._cores()
         if self.n_jobs is not None and self.n_jobs > cores:
             log.warning(
                 f"hydra.launcher.n_jobs={self.n_jobs} is more than the {cores} cores this process may use "
@@ -241,6 +248,27 @@ class BatchedLauncher(Launcher):
 
     def _where(self) -> str:
         return "this process" if self.workers == 1 else f"{self.workers} worker processes"
+
+    def _workers_pay(self, jobs: list[tuple[int, Sequence[str]]]) -> bool:
+        """Whether the sweep's training is worth starting self.workers worker processes for (n_jobs
+        null). A worker imports torch, the app and W&B and starts W&B's service before it trains,
+        seconds in which this process would have trained about WORKER_START_FLOP, and its stacks
+        are smaller; with k workers each doing 1/k of the work, they pay once the sweep's training
+        exceeds WORKER_START_FLOP k / (k - 1). The training is estimated (limits.training_flop) from
+        up to 64 jobs spread over the sweep, so that a 10,000-job sweep starts at once."""
+        from nesterov_landscape import limits
+        from nesterov_landscape.config import ConfigError, validate_values
+
+        sample = jobs[:: max(1, len(jobs) // 64)]
+        flop = []
+        for idx, overrides in sample:
+            try:  # a job that is invalid fails later, when its stack forms; here it costs nothing
+                config = validate_values(self.job_configs.job(idx, overrides).resolved, cuda_available=True)
+            except ConfigError:
+                continue
+            flop.append(limits.training_flop(config))
+        total = sum(flop) / len(flop) * len(jobs) if flop else 0.0
+        return total > WORKER_START_FLOP * self.workers / (self.workers - 1)
 
     def _stack_size(self, n_jobs: int) -> int:
         return max(1, min(self.runs_per_stack, math.ceil(n_jobs / self.workers)))
@@ -550,6 +578,11 @@ class BatchedSlurmLauncher(BatchedLauncher):
                 asked = time.monotonic()
             time.sleep(1)  # as submitit's own wait
 
+
+# The training a worker's start costs, in floating-point operations: measured on this project's
+# 2-core machines (docs/sweeps.md), the paper preset's 5 seeds x 3,000 epochs (1.1e11) took as long
+# on two workers as in one process, and 8 x 4,000 (2.3e11) 1.3x less time on two
+WORKER_START_FLOP = 7.5e10
 
 SQUEUE_EVERY_S = 5  # where sacct does not answer, how often _wait_for asks squeue instead
 

@@ -211,6 +211,8 @@ def train_stack(
     if compile:
         torch.compiler.reset()  # see problem.compiled: each stack of a worker compiles its own step
         step = torch.compile(step, dynamic=False)
+    elif device.type == "cpu":
+        step = _while_finite(step, losses_and_grads, optimizer, hyperparams)
     carry = (
         params.detach(),
         optimizer.init(params),
@@ -247,6 +249,25 @@ def train_stack(
         )
         for index in range(runs)
     ]
+
+
+def _while_finite(step, losses_and_grads, optimizer, hyperparams):
+    """`step` for an eager stack on a CPU, where reading a value back costs nothing: while every
+    run's loss is finite, the update alone, without the divergence bookkeeping (a twentieth of a
+    stack of one's step); from the first non-finite loss on, `step`. The same numbers either way."""
+    all_finite = True
+
+    def step_while_finite(params, state, active, diverged_at, epoch_now):
+        nonlocal all_finite
+        if all_finite:
+            losses, grads = losses_and_grads(params)
+            if torch.isfinite(losses).all():
+                stepped, state = optimizer.step(hyperparams, params, grads, state)
+                return (stepped, state, active, diverged_at, epoch_now + 1), losses, grads
+            all_finite = False
+        return step(params, state, active, diverged_at, epoch_now)
+
+    return step_while_finite
 
 
 def _read_rows(histories, logged_active, epoch, losses, grad_norms, diverged_at, on_record) -> None:
