@@ -2,12 +2,13 @@
 ratios its targets are stated in. Prints a Markdown report; --out FILE saves it.
 
 Sections (all by default; --only picks some): `step` (training per run of the paper preset: a
-single job, stacks of 50, eager and compiled), `bookkeeping` (batched sweeps of 50 and 2,000 jobs of
-10 epochs: the cost per job beyond training and probes, and peak memory), `start` (a 10,000-job sweep:
-when its first training starts), `paper` (the paper preset over 100 seeds through the basic launcher,
-the batched launcher in one process and on all cores; the share of seeds in the published range),
-`reprobe` (a 200-job sweep of the paper preset re-probed with the hessian probe, per job, beside
-training it)."""
+job alone, its unstacked loop, stacks of 50 eager and compiled, and torch's own ways to train 50
+such networks), `small` (small sweeps with the default worker count against one process),
+`bookkeeping` (batched sweeps of 50 and 2,000 jobs of 10 epochs: the cost per job beyond training
+and probes, and peak memory), `start` (a 10,000-job sweep: when its first training starts), `paper`
+(the paper preset over 100 seeds through the basic launcher, the batched launcher in one process
+and on all cores; the share of seeds in the published range), `reprobe` (a 200-job sweep of the
+paper preset re-probed with the hessian probe, per job, beside training it)."""
 
 import argparse
 import copy
@@ -211,6 +212,26 @@ PEERS = {
 }
 
 
+def small_section(tmp: Path, rows: list, notes: list) -> None:
+    """Small batched sweeps of the paper preset with the default worker count (one per core, where
+    the sweep's training pays for them) against hydra.launcher.n_jobs=1, end to end."""
+    ratios = []
+    for seeds, epochs in ((5, 3000), (32, 4000)):
+        args = [*PAPER, f"seed=range(0,{seeds})", f"trainer.epochs={epochs}", "hydra/launcher=batched"]
+        default = Sweep(tmp, f"small{seeds}-default", *args)
+        one = Sweep(tmp, f"small{seeds}-one", *args, "hydra.launcher.n_jobs=1")
+        where = "workers" if "worker processes" in default.stderr else "one process"
+        ratios.append(one.seconds / default.seconds)
+        rows += [
+            (f"paper preset, {seeds} seeds x {epochs:,} epochs, batched, n_jobs=1: wall", one.seconds, "1.00x"),
+            (f"  the same, default n_jobs (it chose {where})", default.seconds, f"{ratios[-1]:.2f}x"),
+        ]
+    notes.append(
+        f"Targets: 5 seeds x 3,000 epochs no slower with the default worker count than with n_jobs=1: "
+        f"{ratios[0]:.2f}x; 32 x 4,000 >= 1.6x faster: {ratios[1]:.2f}x."
+    )
+
+
 def bookkeeping_section(tmp: Path, rows: list, notes: list, jobs: int) -> None:
     def per_job(sweep: Sweep, n: int) -> tuple[float, float]:
         summaries = sweep.summaries()
@@ -352,14 +373,14 @@ def reprobe_section(tmp: Path, rows: list, notes: list, jobs: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, help="also write the report to this file")
-    parser.add_argument("--only", nargs="+", choices=["step", "bookkeeping", "start", "paper", "reprobe"])
+    parser.add_argument("--only", nargs="+", choices=["step", "small", "bookkeeping", "start", "paper", "reprobe"])
     parser.add_argument("--seeds", type=int, default=100, help="seeds of the paper preset (default 100)")
     parser.add_argument("--jobs", type=int, default=2000, help="jobs of the large bookkeeping sweep (default 2000)")
     parser.add_argument("--basic-seeds", type=int, default=20, help="seeds for the basic launcher (default 20)")
     parser.add_argument("--peer-epochs", type=int, default=1000, help="epochs the peers train (default 1000)")
     parser.add_argument("--reprobe-jobs", type=int, default=200, help="jobs of the re-probed sweep (default 200)")
     args = parser.parse_args()
-    sections = args.only or ["step", "bookkeeping", "start", "paper", "reprobe"]
+    sections = args.only or ["step", "small", "bookkeeping", "start", "paper", "reprobe"]
     register_configs()
     torch.set_num_threads(1)
     rows: list[tuple[str, float, str]] = []
@@ -369,6 +390,8 @@ def main() -> None:
         tmp = Path(tmp_name)
         if "step" in sections:
             step_section(rows, notes, args.peer_epochs)
+        if "small" in sections:
+            small_section(tmp, rows, notes)
         if "bookkeeping" in sections:
             bookkeeping_section(tmp, rows, notes, args.jobs)
         if "start" in sections:

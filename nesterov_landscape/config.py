@@ -92,7 +92,7 @@ class TrainerConfig:
     threads: int = at_least(1)  # torch intra-op threads per job, at most the cores (checked below)
     noise: str = one_of(*NOISE_KINDS)  # noise added to each update's gradient: the full batch's or the mini-batch's
     noise_sigma: float = non_negative()
-    compile: bool = field()  # torch.compile the loss (forward and backward); pays off for long runs
+    compile: bool = field()  # torch.compile the training step (a job in its own loop: the loss); pays off for long runs
     resume: bool = field()  # skip a job whose folder already holds a finished run of the same config
     overwrite: bool = field()  # write into a folder holding files this tool did not write, or another config's result
     max_memory_gb: float = positive()  # refuse a job whose arrays are estimated above this (limits.py)
