@@ -180,6 +180,8 @@ def test_workers_are_capped_at_the_number_of_jobs(tmp_path):
     for name, args, most, where in [
         ("three", ["seed=0,1,2", "hydra.launcher.n_jobs=1000"], 3, "on 3 worker processes"),
         ("one", ["seed=0"], 0, "on this process"),
+        # the default, one per core, but too little training to pay for their start (issue 19)
+        ("small", ["seed=0,1,2"], 0, "on this process (too little training to pay for workers"),
     ]:
         sweep, log = tmp_path / name, tmp_path / f"{name}.log"
         command = [sys.executable, "-m", "nesterov_landscape", *TINY, *args, "hydra/launcher=batched"]
@@ -203,6 +205,46 @@ def test_workers_are_capped_at_the_number_of_jobs(tmp_path):
         warnings = [line for line in output.splitlines() if "hydra.launcher.n_jobs=1000 is more than the" in line]
         assert len(warnings) == (name == "three"), output
         assert all(s["status"] == "completed" for s in summaries(sweep, jobs))
+
+
+def test_workers_start_only_where_the_sweeps_training_pays_for_them(tmp_path):
+    """Issue 19: with n_jobs null, the paper preset's 5 seeds x 3,000 epochs took longer on two
+    workers than in one process. The launcher now estimates the sweep's training (6 FLOP per weight,
+    point and epoch, which torch's own FLOP counter confirms for one step) and starts k workers only
+    above WORKER_START_FLOP k / (k - 1)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from hydra_plugins.nesterov_landscape_batched.batched_launcher import WORKER_START_FLOP, BatchedLauncher
+    from nesterov_landscape import limits
+    from nesterov_landscape.problem import network_loss, setup_problem
+
+    (config,) = configs(["model.width=35", "model.depth=10", "data.n_points=100", "data.input_dim=12"])
+    problem = setup_problem(config)
+    weights = problem.init.unsqueeze(0).requires_grad_()
+    x, y = problem.data.x.unsqueeze(0), problem.data.y.unsqueeze(0)
+    with FlopCounterMode(display=False) as counter:  # one step: its matmuls, forward and backward
+        torch.autograd.grad(network_loss(config, problem.shape, weights, x, y).sum(), weights)
+    assert limits.training_flop(config) / config.trainer.epochs == pytest.approx(counter.get_total_flops(), rel=0.05)
+
+    setup_globals()
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF)))
+    master = loader.load_configuration(
+        "config", ["hydra/launcher=batched", f"hydra.sweep.dir={tmp_path}"], RunMode.MULTIRUN
+    )
+    launcher = BatchedLauncher()
+    launcher.job_configs = JobConfigs(HydraContext(config_loader=loader, callbacks=Callbacks(master)), master)
+    paper = 6 * 100 * 11_831  # FLOP per epoch of the paper's network (11,831 weights, 100 points)
+
+    def pays(workers: int, seeds: int, epochs: int) -> bool:
+        launcher.workers = workers
+        jobs = [(i, ["experiment=gupta2025_fig3", f"seed={i}", f"trainer.epochs={epochs}"]) for i in range(seeds)]
+        return launcher._workers_pay(jobs)
+
+    assert 5 * 3000 * paper < WORKER_START_FLOP * 2 < 8 * 4000 * paper
+    assert not pays(2, 5, 3000) and pays(2, 8, 4000) and pays(2, 32, 4000)
+    assert pays(16, 5, 3000)  # 16 workers: each needs to take only a sixteenth of the work
+    assert not pays(2, 10_000, 1)  # a sweep of many tiny jobs: estimated from a sample, all the same
 
 
 @pytest.mark.slow
