@@ -34,6 +34,7 @@ from nesterov_landscape.stack import train_jobs
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ["experiment=gupta2025_fig3", "trainer.threads=1"]
 PUBLISHED = (1e-12, 1e-9)
+REPEATS = 3  # of the comparisons whose targets are closer than a run's noise on a shared machine
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child would report its parent's peak.
 PEAK = "int(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"
 MAXRSS = (
@@ -120,14 +121,16 @@ def step_section(rows: list, notes: list, peer_epochs: int) -> None:
     such networks (peers), each scaled from peer_epochs to 10,000 epochs."""
     (alone,) = paper_configs(1)
     problem = setup_problem(alone)
-    unstacked = train_alone(problem).seconds
-    single = train_jobs([alone])[0].seconds
+    single, unstacked = float("inf"), float("inf")
+    for _ in range(REPEATS):  # alternately, the fastest of each: the two differ by less than the machine's noise
+        single = min(single, train_jobs([alone])[0].seconds)
+        unstacked = min(unstacked, train_alone(problem).seconds)
     eager = train_jobs(paper_configs(50))
     compiled = train_jobs(paper_configs(50, "trainer.compile=true"))
     peers = {name: peer(paper_configs(50), peer_epochs) * 10_000 / peer_epochs for name, peer in PEERS.items()}
     best = min(peers.values())
     rows += [
-        ("training per run: a job alone (a stack of one, eager)", single, "1.00x"),
+        (f"training per run: a job alone (a stack of one, eager; fastest of {REPEATS})", single, "1.00x"),
         ("  the job in its own unstacked loop (as mini-batch jobs train)", unstacked, f"{single / unstacked:.2f}x"),
         ("training per run per core: 50-run stack, eager", eager[0].seconds, f"{single / eager[0].seconds:.2f}x"),
         (
@@ -214,17 +217,22 @@ PEERS = {
 
 def small_section(tmp: Path, rows: list, notes: list) -> None:
     """Small batched sweeps of the paper preset with the default worker count (one per core, where
-    the sweep's training pays for them) against hydra.launcher.n_jobs=1, end to end."""
+    the sweep's training pays for them) against hydra.launcher.n_jobs=1, end to end: each REPEATS
+    times, alternately, and the fastest (the same sweep's time varies by 10% on a shared machine)."""
     ratios = []
     for seeds, epochs in ((5, 3000), (32, 4000)):
         args = [*PAPER, f"seed=range(0,{seeds})", f"trainer.epochs={epochs}", "hydra/launcher=batched"]
-        default = Sweep(tmp, f"small{seeds}-default", *args)
-        one = Sweep(tmp, f"small{seeds}-one", *args, "hydra.launcher.n_jobs=1")
-        where = "workers" if "worker processes" in default.stderr else "one process"
-        ratios.append(one.seconds / default.seconds)
+        runs: dict[str, list[Sweep]] = {"default": [], "one": []}
+        for attempt in range(REPEATS):
+            runs["default"].append(Sweep(tmp, f"small{seeds}-default-{attempt}", *args))
+            runs["one"].append(Sweep(tmp, f"small{seeds}-one-{attempt}", *args, "hydra.launcher.n_jobs=1"))
+        default, one = (min(sweep.seconds for sweep in runs[name]) for name in ("default", "one"))
+        stacks = max(s["stacked_with"] for s in runs["default"][0].summaries()) + 1  # one process: one stack
+        where = "one process" if stacks == seeds else "worker processes"
+        ratios.append(one / default)
         rows += [
-            (f"paper preset, {seeds} seeds x {epochs:,} epochs, batched, n_jobs=1: wall", one.seconds, "1.00x"),
-            (f"  the same, default n_jobs (it chose {where})", default.seconds, f"{ratios[-1]:.2f}x"),
+            (f"paper preset, {seeds} seeds x {epochs:,} epochs, batched, n_jobs=1 (best of {REPEATS})", one, "1.00x"),
+            (f"  the same, default n_jobs (it chose {where})", default, f"{ratios[-1]:.2f}x"),
         ]
     notes.append(
         f"Targets: 5 seeds x 3,000 epochs no slower with the default worker count than with n_jobs=1: "
