@@ -63,7 +63,8 @@ def configs(*overrides_per_job: list[str]) -> list[Config]:
 
 
 def alone(config: Config) -> TrainResult:
-    """The job's training run on its own (not stacked), in-process."""
+    """The job's network trained in its own unstacked loop (as jobs with mini-batches train), in-process:
+    another form of the computation than the stack of one a job alone trains as, equal to it to rounding."""
     return train_alone(setup_problem(config))
 
 

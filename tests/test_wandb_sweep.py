@@ -175,6 +175,7 @@ def test_make_sync_uploads_the_jobs_and_the_analysis_runs_not_yet_synced(sweep, 
     runs = sync_runs(sweep)
     assert len(runs) >= 4  # three jobs and at least one analysis
     synced = runs[1] / f"run-{runs[1].name.rsplit('-', 1)[1]}.wandb.synced"
+    assert not synced.exists()  # the marker is this test's to write and to remove
     synced.write_text("")
     try:
         command = [sys.executable, "-m", "multirun_analysis.wandb_sweep", "sync", str(sweep), "--dry-run"]
@@ -212,3 +213,27 @@ def test_the_leet_view_replaces_its_own_links_and_keeps_everything_else(sweep, t
     assert (view / "notes.txt").read_text() == "mine\n" and os.readlink(view / foreign) == str(tmp_path)
     assert (view / "offline-run-20990101_000000-folder99").is_dir()
     assert json.loads((view / ".wandb-leet.json").read_text()) == {"selected_runs": sorted(runs)}
+
+
+def test_the_leet_view_removes_only_links_its_manifest_lists(sweep, tmp_path):
+    """A name the view's manifest lists is removed only while it is a link: not where a user has put
+    a folder or a file of that name since, and never a name of another shape written into the
+    manifest (a path out of the view)."""
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy, symlinks=True)
+    view, _ = link_runs(copy)
+    mine = job_run(copy / "1").name
+    (view / mine).unlink()
+    (view / mine).mkdir()  # a user's copy of the run where the tool's link was
+    (view / mine / "notes.txt").write_text("mine\n")
+    other = "offline-run-20990101_000000-file0001"
+    (view / other).write_text("a user's file\n")
+    (copy / "victim.txt").write_text("outside the view\n")
+    with (view / ".manifest").open("a") as manifest:
+        manifest.write(f"{other}\n../victim.txt\n{copy / 'victim.txt'}\n")
+    view, problems = link_runs(copy)
+    assert (view / mine / "notes.txt").read_text() == "mine\n"
+    assert (view / other).read_text() == "a user's file\n"
+    assert (copy / "victim.txt").read_text() == "outside the view\n"
+    assert problems == [f"{view / mine} is not a link this tool made; left as it is"]
+    assert {p.name for p in view.iterdir() if p.is_symlink()} == {job_run(copy / j).name for j in ("0", "2")}
