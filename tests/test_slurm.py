@@ -147,13 +147,6 @@ def test_without_accounting_a_cancelled_task_is_seen_to_end(tmp_path, monkeypatc
     assert "4 jobs in " in output and "s: 2 completed, 2 interrupted" in output, output
 
 
-def start_requeued_task_now(task: str) -> None:
-    """A requeued task waits about two minutes (its begin time) once its processes end: start it now."""
-    squeue = ["squeue", "-h", "-o", "%T", "-j", task]
-    wait_for(lambda: subprocess.run(squeue, capture_output=True, text=True).stdout.strip() == "PENDING", 60)
-    subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
-
-
 # How a running task is sent back to the queue: by hand, or by the warning of its time limit, which
 # submitit asks for with sbatch --signal=USR2@<signal_delay_s> and SLURM sends to every process of the
 # task; the task then requeues itself through submitit's checkpoint. The test sends that signal itself,
@@ -178,7 +171,6 @@ def test_a_task_requeued_in_the_middle_of_a_stack_records_its_jobs_interrupted_r
         subprocess.run([*REQUEUES[requeue], task], check=True)  # the long stack trains
         wait_for(lambda: all((job / "summary.json").exists() for job in long), 30, "the long stack to stop")
         assert [summary(job)["status"] for job in long] == ["interrupted"] * 2
-        start_requeued_task_now(task)
         assert process.wait(timeout=180) == 0, log.read_text()
     finally:
         if process.poll() is None:
@@ -212,7 +204,6 @@ def test_a_slurm_launcher_job_warned_of_its_time_limit_records_interrupted_and_i
         interrupted = summary(job)
         assert interrupted["status"] == "interrupted" and interrupted["error"] == "KeyboardInterrupt: SIGUSR2"
         assert wandb_state(offline_runs(job)[0]) == "failed (exit code 130)"
-        start_requeued_task_now(task)
         assert process.wait(timeout=180) == 0, log.read_text()
     finally:
         if process.poll() is None:
