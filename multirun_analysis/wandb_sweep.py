@@ -56,6 +56,20 @@ def recorded(view: Path) -> list[str]:
     return [name for name in text.splitlines() if RUN_FOLDER.fullmatch(name) or name == LEET_STATE]
 
 
+def _own_link(path: Path) -> bool:
+    """Whether path is a link as link_runs writes them: relative, to the W&B run folder of its name
+    in a job folder of the sweep (../<job>/wandb/<name>); not a link a user has put there since."""
+    if not path.is_symlink():
+        return False
+    target = Path(os.readlink(path)).parts
+    return (
+        len(target) >= 4
+        and target[0] == ".."
+        and ".." not in target[1:]
+        and target[-2:] == (job_files.WANDB_DIR, path.name)
+    )
+
+
 def write_manifest(view: Path, names: list[str]) -> None:
     text = "# links written here by multirun_analysis.wandb_sweep; it replaces exactly these\n"
     tmp = view / f"{MANIFEST}.tmp-{os.getpid()}"
@@ -73,7 +87,7 @@ def link_runs(sweep: Path) -> tuple[Path, list[str]]:
     view.mkdir(exist_ok=True)
     earlier = recorded(view)
     for name in earlier:
-        if name != LEET_STATE and (view / name).is_symlink():  # never a file or folder at a name it once used
+        if name != LEET_STATE and _own_link(view / name):  # never what a user has put at a name it once used
             (view / name).unlink()
     runs = {run.name: run for run in job_runs(sweep)}
     taken = sorted(name for name in runs if os.path.lexists(view / name))

@@ -216,9 +216,9 @@ def test_the_leet_view_replaces_its_own_links_and_keeps_everything_else(sweep, t
 
 
 def test_the_leet_view_removes_only_links_its_manifest_lists(sweep, tmp_path):
-    """A name the view's manifest lists is removed only while it is a link: not where a user has put
-    a folder or a file of that name since, and never a name of another shape written into the
-    manifest (a path out of the view)."""
+    """A name the view's manifest lists is removed only while it is a link as the tool writes them:
+    not where a user has put a folder, a file or a link of their own at that name since, and never
+    a name of another shape written into the manifest (a path out of the view)."""
     copy = tmp_path / "sweep"
     # the sweep without its view (another test of the module leaves a user's link there)
     shutil.copytree(sweep, copy, symlinks=True, ignore=lambda folder, _: ["wandb"] if Path(folder) == sweep else [])
@@ -227,6 +227,9 @@ def test_the_leet_view_removes_only_links_its_manifest_lists(sweep, tmp_path):
     (view / mine).unlink()
     (view / mine).mkdir()  # a user's copy of the run where the tool's link was
     (view / mine / "notes.txt").write_text("mine\n")
+    linked = job_run(copy / "2").name
+    (view / linked).unlink()
+    (view / linked).symlink_to(tmp_path)  # a user's link where the tool's was
     other = "offline-run-20990101_000000-file0001"
     (view / other).write_text("a user's file\n")
     (copy / "victim.txt").write_text("outside the view\n")
@@ -236,5 +239,6 @@ def test_the_leet_view_removes_only_links_its_manifest_lists(sweep, tmp_path):
     assert (view / mine / "notes.txt").read_text() == "mine\n"
     assert (view / other).read_text() == "a user's file\n"
     assert (copy / "victim.txt").read_text() == "outside the view\n"
-    assert problems == [f"{view / mine} is not a link this tool made; left as it is"]
+    assert os.readlink(view / linked) == str(tmp_path)
+    assert problems == [f"{view / name} is not a link this tool made; left as it is" for name in sorted([mine, linked])]
     assert {p.name for p in view.iterdir() if p.is_symlink()} == {job_run(copy / j).name for j in ("0", "2")}
