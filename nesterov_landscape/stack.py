@@ -80,10 +80,11 @@ def train_problems(
     problems: list[Problem], on_record: Callable[[int, dict[str, float]], None] | None = None
 ) -> list[TrainResult]:
     """Train problems with equal stack signatures as one computation; each gets the TrainResult its
-    own job would compute, bit for bit in a stack of any size (mlp.forward's stacked form), so a
-    job's numbers do not depend on how its sweep was split into stacks. A job trained alone is a
-    stack of one (job.train_job). A probe that can run for a whole stack at once runs so too
-    (probe_stacked). on_record(index, row) sees run `index`'s history rows as they are read."""
+    own job would compute, bit for bit in a stack of any size with one torch thread (mlp.forward's
+    stacked form; docs/sweeps.md), so a job's numbers do not depend on how its sweep was split into
+    stacks. A job trained alone is a stack of one (job.train_job). A probe that can run for a whole
+    stack at once runs so too (probe_stacked). on_record(index, row) sees run `index`'s history rows
+    as they are read."""
     first = problems[0]
     device, shape, config = first.device, first.shape, first.config
     x, y = stacked_data(problems)
