@@ -134,7 +134,7 @@ def step_section(rows: list, notes: list, peer_epochs: int) -> None:
         ("  the job in its own unstacked loop (as mini-batch jobs train)", unstacked, f"{single / unstacked:.2f}x"),
         ("training per run per core: 50-run stack, eager", eager[0].seconds, f"{single / eager[0].seconds:.2f}x"),
         (
-            "training per run per core: 50-run stack, compiled (rational tanh)",
+            f"training per run per core: 50-run stack, compiled (rational tanh, {compiled[0].products}'s products)",
             compiled[0].seconds,
             f"{single / compiled[0].seconds:.2f}x",
         ),

@@ -392,6 +392,7 @@ TRAINING_KEYS = (
     "compile_seconds",
     "stacked_with",
     "trained_activation",
+    "trained_products",
     "optimizer_hyperparams",
     "steps_per_epoch",
 )
@@ -420,6 +421,7 @@ def training_results(problem: Problem, result: TrainResult) -> dict[str, Any]:
         "compile_seconds": result.compile_seconds,
         "stacked_with": result.stacked_with,
         "trained_activation": result.activation or config.model.activation,
+        "trained_products": result.products,
         "optimizer_hyperparams": values_used(problem.hyperparams()),
         "steps_per_epoch": problem.schedule().steps_per_epoch,
     }

@@ -11,7 +11,7 @@ import torch
 
 from . import limits
 from .config import Config
-from .numerics import training
+from .numerics import small_gemm, training
 from .numerics.training import TrainResult
 from .probes import PROBES, checkpoint_every
 from .problem import Problem, network_loss, setup_problem
@@ -65,10 +65,11 @@ def stacked_hyperparams(hyperparams: list[Any], device: torch.device, dtype: tor
     return stacked
 
 
-def fast_activation(config: Config) -> bool:
-    """A compiled float32 stack trains with the fast tanh (mlp.rational_tanh); the probes, float64
-    and eager stacks use torch.tanh."""
-    return config.trainer.compile and config.trainer.precision == "float32" and config.model.activation == "tanh"
+def fast_forms(config: Config) -> bool:
+    """A compiled float32 stack trains with the fast tanh (mlp.rational_tanh) and, on the CPU, with
+    libxsmm's products where they are built (small_gemm); the probes, float64 and eager stacks use
+    torch.tanh and torch's products."""
+    return config.trainer.compile and config.trainer.precision == "float32"
 
 
 def train_jobs(configs: list[Config]) -> list[TrainResult]:
@@ -90,7 +91,8 @@ def train_problems(
     x, y = stacked_data(problems)
     params = torch.stack([p.init for p in problems]).to(device, first.dtype)
     hyperparams = stacked_hyperparams([p.hyperparams() for p in problems], device, first.dtype)
-    fast = fast_activation(config)
+    fast = fast_forms(config)
+    products = small_gemm.name() if small_gemm.applies(fast, params) else "torch"  # builds the op before tracing
     results = training.train_stack(
         lambda w: network_loss(config, shape, w, x, y, fast),
         params,
@@ -101,7 +103,8 @@ def train_problems(
         on_record,
     )
     for result in results:
-        result.activation = "rational_tanh" if fast else config.model.activation
+        result.activation = "rational_tanh" if fast and config.model.activation == "tanh" else config.model.activation
+        result.products = products
     completed = [i for i, r in enumerate(results) if r.status == "completed"]
     if completed:
         index = torch.tensor(completed, device=device)

@@ -23,7 +23,7 @@ DESCRIPTION = {
 KINDS = {str: "a word", int: "an integer", dict: "a mapping", list: "a list"}
 RESULTS = ("completed", "diverged")  # the statuses of a run with a result; the job's files are then complete
 # word-valued measurements besides any *_status and *precision: a new one belongs here
-TEXT_KEYS = {"error", "device", "gpu", "trained_activation"}
+TEXT_KEYS = {"error", "device", "gpu", "trained_activation", "trained_products"}
 RADII_CONFIG_KEY = "probe.gradient_line.radii"
 
 

@@ -10,6 +10,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from . import small_gemm
 from .choices import INITS
 from .mlp_shape import MLPShape
 
@@ -82,8 +83,9 @@ def forward(
     shape: MLPShape, activation: str, params: torch.Tensor, x: torch.Tensor, fast: bool = False
 ) -> torch.Tensor:
     """Network outputs for inputs x (n, input_dim) or (B, n, input_dim): shape (n,) for params (P,),
-    (B, n) for params (B, P), with a last axis of output_dim where it is not 1. `fast` uses
-    FAST_ACTIVATIONS where there is one."""
+    (B, n) for params (B, P), with a last axis of output_dim where it is not 1. `fast` (a compiled
+    float32 stack) uses FAST_ACTIVATIONS where there is one, and libxsmm's products where
+    small_gemm.applies."""
     act = FAST_ACTIVATIONS.get(activation, ACTIVATIONS[activation]) if fast else ACTIVATIONS[activation]
     sizes = [
         n
@@ -104,20 +106,25 @@ def forward(
     # points (100 in the paper) fill the CPU's vector registers better than a width of 35; the
     # stacked step measured 15% faster.
     h = x.expand(params.shape[0], *x.shape[-2:]).transpose(-1, -2)
+    libxsmm = small_gemm.applies(fast, params)
     for i, (fan_in, fan_out) in enumerate(shape.layers):
         weight = next(pieces).unflatten(-1, (fan_out, fan_in))
-        h = _stacked_map(weight, h, next(pieces).unsqueeze(-1) if shape.bias else None)
+        h = _stacked_map(weight, h, next(pieces).unsqueeze(-1) if shape.bias else None, libxsmm)
         h = act(h) if i < len(shape.layers) - 1 else h
     return h.transpose(-1, -2).squeeze(-1)
 
 
-def _stacked_map(weight: torch.Tensor, h: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def _stacked_map(weight: torch.Tensor, h: torch.Tensor, bias: torch.Tensor | None, libxsmm: bool) -> torch.Tensor:
     """weight (B, out, in) @ h (B, in, n) + bias (B, out, 1), in a form that gives each network the
     same bits in a stack of any size B. A batched matmul does, except where one of out, in, n is 1: then it or
     one of its backward products (grad h = W^T g, grad W = g h^T) is a matrix-vector product, which
     MKL computes with another kernel for one network than for several. Those maps (the output
-    layer, an input of one feature, one data point) are a broadcast product and a sum instead."""
+    layer, an input of one feature, one data point) are a broadcast product and a sum instead.
+    `libxsmm`: the batched matmul and its backward products are libxsmm's (small_gemm)."""
     if 1 in (weight.shape[-2], weight.shape[-1], h.shape[-1]):
         product = (weight.unsqueeze(-1) * h.unsqueeze(-3)).sum(-2)
+        return product if bias is None else product + bias
+    if libxsmm:
+        product = small_gemm.stacked_product(weight, h)
         return product if bias is None else product + bias
     return weight @ h if bias is None else torch.baddbmm(bias, weight, h)

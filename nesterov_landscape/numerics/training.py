@@ -65,6 +65,7 @@ class TrainResult:
     stacked_probes: dict[str, Any] = field(default_factory=dict)
     probe_seconds: float = 0.0  # this run's share of those stacked probes
     activation: str = ""  # the activation as trained, where it differs from model.activation's exact one
+    products: str = "torch"  # whose batched products trained it: "torch" or "libxsmm <version>" (small_gemm)
     started_at: float = 0.0  # Unix time training started (a stack's start for each of its runs)
 
 
@@ -180,9 +181,9 @@ def train_stack(
     gradient of the summed loss is per run). Between history rows nothing is read back to the host
     (a GPU never waits): divergence is detected, dated and frozen on the device, and read at the next
     logging point, which also ends training once no run is left. A step (losses, gradients, update
-    and the divergence bookkeeping) is one function; `compile` makes it one torch.compile'd graph,
-    compiled by its first call, whose time goes to compile_seconds, not to seconds. on_record(run,
-    row) sees each history row as it is read."""
+    and the divergence bookkeeping) is one function; `compile` makes it one torch.compile'd graph
+    (with Inductor's C++ wrapper on the CPU), compiled by its first call, whose time goes to
+    compile_seconds, not to seconds. on_record(run, row) sees each history row as it is read."""
     epochs, log_every = schedule.epochs, schedule.log_every
     runs, device = params.shape[0], params.device
 
@@ -210,7 +211,9 @@ def train_stack(
 
     if compile:
         torch.compiler.reset()  # see problem.compiled: each stack of a worker compiles its own step
-        step = torch.compile(step, dynamic=False)
+        # On the CPU the graph's kernels are called from C++, not from Python: libxsmm's products
+        # (small_gemm), torch ops of this project's own, cost 9% of the step more from Python.
+        step = torch.compile(step, dynamic=False, options={"cpp_wrapper": device.type == "cpu"})
     elif device.type == "cpu":
         step = _while_finite(step, losses_and_grads, optimizer, hyperparams)
     carry = (
