@@ -25,6 +25,9 @@ HISTORY_ROW_BYTES = 400
 # activation, its backward adds a gradient of each; a second derivative (the probes'
 # autograd in t, Hessian-vector products) keeps the first backward's graph too.
 TRAIN_ACTIVATION_COPIES = 4
+# A compiled float32 stack may also keep each layer's input transposed (libxsmm's weight gradient,
+# numerics/small_gemm.py); counted whether or not libxsmm is installed, so a limit never depends on it.
+SMALL_GEMM_COPIES = 1
 PROBE_ACTIVATION_COPIES = 6
 
 
@@ -92,7 +95,9 @@ def memory_parts(config: Any) -> list[Part]:
         Part("the weights (model.width, model.depth)", n_params * (8 + 12 * b)),
         Part(
             "training's activations (model.width x model.depth x data.n_points)",
-            TRAIN_ACTIVATION_COPIES * b * job.activations(),
+            (TRAIN_ACTIVATION_COPIES + SMALL_GEMM_COPIES * (trainer.compile and trainer.precision == "float32"))
+            * b
+            * job.activations(),
         ),
         Part(
             "the history (trainer.epochs / trainer.log_every rows)",

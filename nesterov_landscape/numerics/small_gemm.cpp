@@ -1,14 +1,21 @@
 // The batched float32 products of a compiled stack through libxsmm's just-in-time kernels, as torch
-// ops: small_gemm::ab (a[i] b[i]), small_gemm::atb (a[i]^T b[i]) and small_gemm::version
-// (libxsmm's). libxsmm is column-major, so a row-major C = A B is computed as C^T = B^T A^T. Where
-// libxsmm has no kernel for a shape (it makes them for small matrices only) the op is torch's bmm.
+// ops: small_gemm::ab (a[i] b[i]), small_gemm::atb (a[i]^T b[i]) and small_gemm::version (libxsmm's
+// version and the instruction set its kernels target). libxsmm is column-major, so a row-major
+// C = A B is computed as C^T = B^T A^T. Products of more than 64^3 multiply-adds a matrix (libxsmm's
+// own bound for small ones), or that libxsmm makes no kernel for, are torch's bmm.
+#include <libxsmm.h>  // first: without libxsmm the build fails before it reads torch's headers
+
 #include <ATen/ATen.h>
-#include <libxsmm.h>
+#include <ATen/Parallel.h>
 #include <torch/library.h>
+
+#include <string>
 
 namespace {
 
 const float one = 1.f, zero = 0.f;
+const int no_prefetch = LIBXSMM_GEMM_PREFETCH_NONE;  // the kernels take (a, b, c) only
+// libxsmm sets itself up (CPU detection, code registry) when the library loads, not in the first product.
 [[maybe_unused]] const int initialized = (libxsmm_init(), 0);
 
 // A view whose matrices are each row-major and dense (any batch stride), as the kernels read them.
@@ -31,19 +38,25 @@ at::Tensor batched(const at::Tensor& a_, const at::Tensor& b_, bool ta) {
   TORCH_CHECK(b.size(1) == K, "small_gemm: inner sizes differ");
   const libxsmm_blasint lda = N, ldb = ta ? M : K, ldc = N;
   const int flags = ta ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE;
-  const libxsmm_smmfunction kernel = libxsmm_smmdispatch(N, M, K, &lda, &ldb, &ldc, &one, &zero, &flags, nullptr);
+  const libxsmm_smmfunction kernel =
+      M * N * K > LIBXSMM_MAX_MNK ? nullptr
+                                  : libxsmm_smmdispatch(N, M, K, &lda, &ldb, &ldc, &one, &zero, &flags, &no_prefetch);
   if (kernel == nullptr) return at::bmm(ta ? a.transpose(1, 2) : a, b);
   at::Tensor c = at::empty({batch, M, N}, a.options());
   const float *pa = a.data_ptr<float>(), *pb = b.data_ptr<float>();
   float* pc = c.data_ptr<float>();
-  for (int64_t i = 0; i < batch; i++) kernel(pb + i * b.stride(0), pa + i * a.stride(0), pc + i * M * N);
+  const int64_t sa = a.stride(0), sb = b.stride(0);
+  // each matrix by itself, so its bits do not depend on the threads (trainer.threads) or the batch
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++) kernel(pb + i * sb, pa + i * sa, pc + i * M * N);
+  });
   return c;
 }
 
 at::Tensor ab(const at::Tensor& a, const at::Tensor& b) { return batched(a, b, false); }
 at::Tensor atb(const at::Tensor& a, const at::Tensor& b) { return batched(a, b, true); }
 
-std::string version() { return LIBXSMM_VERSION; }
+std::string version() { return std::string(LIBXSMM_VERSION) + " (" + libxsmm_get_target_arch() + ")"; }
 
 }  // namespace
 

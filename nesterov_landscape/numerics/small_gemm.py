@@ -4,19 +4,25 @@ A hidden layer of the paper's stack is three small products per run and step (W 
 weight gradient g h^T: 35 x 35 by 35 x 100, 35 x 100 by 100 x 35), most of the compiled step.
 libxsmm, a library of just-in-time kernels for small matrices, computes them faster than MKL, with
 the same bits on this project's machine (benchmarks/README.md). small_gemm.cpp wraps it as torch
-ops, built against the installed torch and libxsmm (Debian's libxsmm-dev) the first time a process
-asks, into ~/.cache/nesterov_landscape; without libxsmm, a C++ compiler or a writable cache, stacks
-keep torch's products (summary.json's `trained_products` says which trained a run)."""
+ops; how they are built, cached and recorded, and when stacks keep torch's products instead:
+docs/sweeps.md#compiled-training."""
 
+import fcntl
 import hashlib
 import os
+import platform
+import re
+import shlex
+import struct
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
 
 SOURCE = Path(__file__).with_name("small_gemm.cpp")
+LIBXSMM_VERSION_HEADER = Path("/usr/include/libxsmm_version.h")  # Debian's; part of the build's key
 _loaded: bool | None = None  # None: not tried in this process
 
 
@@ -27,13 +33,13 @@ def applies(fast: bool, tensor: torch.Tensor) -> bool:
 
 
 def available() -> bool:
-    """Build (once per machine and torch) and load the ops (once per process); False, with one
-    line on stderr saying why, where that fails."""
+    """Build (once per source, torch, compiler and libxsmm) and load the ops (once per process);
+    False, with one line on stderr saying why, where that fails."""
     global _loaded
     if _loaded is None:
         try:
             torch.ops.load_library(str(_built()))
-        except (OSError, RuntimeError) as error:
+        except (OSError, RuntimeError, subprocess.SubprocessError) as error:
             print(f"small_gemm: training with torch's products, not libxsmm's: {error}", file=sys.stderr)
             _loaded = False
         else:
@@ -44,7 +50,8 @@ def available() -> bool:
 
 
 def name() -> str:
-    """ "libxsmm <version>", as a run's summary records it (available() must hold)."""
+    """ "libxsmm <version> (<the instruction set of its kernels>)", as a run's summary records it
+    (available() must hold): float32's last bits depend on both."""
     return f"libxsmm {torch.ops.small_gemm.version()}"
 
 
@@ -54,12 +61,14 @@ def _shape(rows: int, cols: int):
 
 
 def _built() -> Path:
-    """The ops' shared library for this source, torch and compiler, built where missing. Builders
-    in parallel each write their own file and rename it into place, so none reads a partial one."""
+    """The ops' shared library for this source, torch, compiler, libxsmm and C library, built where
+    missing or not whole (a build cut short by a crash or power loss). One process of a machine
+    builds at a time (a lock file); it writes a file of its own, synced, and renames it into place,
+    so that no process ever loads a partial library."""
     torch_dir = Path(torch.__file__).parent
-    compiler = os.environ.get("CXX", "c++")
+    compiler = shlex.split(os.environ.get("CXX") or "c++")
     command = [
-        compiler,
+        *compiler,
         *("-O2", "-std=c++17", "-shared", "-fPIC", "-w", str(SOURCE)),
         f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}",
         f"-I{torch_dir / 'include'}",
@@ -67,30 +76,68 @@ def _built() -> Path:
         f"-L{torch_dir / 'lib'}",
         *("-ltorch", "-ltorch_cpu", "-lc10", "-lxsmm", "-lxsmmnoblas", "-lpthread", "-ldl", "-lm"),
     ]
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join([torch.__version__, *command]).encode()).hexdigest()[:16]
+    libxsmm = LIBXSMM_VERSION_HEADER.read_bytes() if LIBXSMM_VERSION_HEADER.exists() else b""
+    inputs = [torch.__version__, *platform.libc_ver(), platform.machine(), *command]
+    key = hashlib.sha256(SOURCE.read_bytes() + libxsmm + " ".join(inputs).encode()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nesterov_landscape"
     library = cache / f"small_gemm-{key}.so"
-    if library.exists():
+    if _whole(library):
         return library
     cache.mkdir(parents=True, exist_ok=True)
-    partial = cache / f"small_gemm-{key}.so.{os.getpid()}.partial"
-    try:
-        built = subprocess.run([*command, "-o", str(partial)], capture_output=True, text=True)
-    except OSError as error:  # no compiler
-        raise OSError(f"{compiler}: {error.strerror}") from error
-    if built.returncode != 0:
-        partial.unlink(missing_ok=True)  # this process's own file, where the compiler left one
-        lines = [line for line in built.stderr.splitlines() if "error" in line] or built.stderr.splitlines() or [""]
-        raise OSError(f"building {SOURCE.name} failed: {lines[0].strip()}")
-    os.replace(partial, library)
+    with open(cache / f"small_gemm-{key}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _whole(library):  # another process built it while this one waited
+            return library
+        handle, partial_name = tempfile.mkstemp(dir=cache, prefix=f"small_gemm-{key}.", suffix=".partial")
+        os.close(handle)
+        partial = Path(partial_name)
+        try:
+            built = subprocess.run(
+                [*command, "-o", str(partial)], capture_output=True, text=True, errors="replace", timeout=600
+            )
+            if built.returncode != 0:
+                raise OSError(f"building {SOURCE.name} failed: {_first_error(built.stderr)}")
+            with open(partial, "rb") as written:
+                os.fsync(written.fileno())
+            os.replace(partial, library)
+        finally:
+            partial.unlink(missing_ok=True)  # this process's own file, where the build did not finish
+        directory = os.open(cache, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
     return library
+
+
+def _whole(library: Path) -> bool:
+    """Whether `library` is a whole ELF file: its section headers, which the linker writes last, end
+    where the file does."""
+    try:
+        with open(library, "rb") as file:
+            header = file.read(64)
+            size = os.fstat(file.fileno()).st_size
+    except OSError:
+        return False
+    if len(header) < 64 or header[:5] != b"\x7fELF\x02":  # 64-bit ELF
+        return False
+    (section_headers,) = struct.unpack_from("<Q", header, 0x28)
+    entry_size, entries = struct.unpack_from("<HH", header, 0x3A)
+    return section_headers > 0 and section_headers + entry_size * entries == size
+
+
+def _first_error(stderr: str) -> str:
+    """The compiler's or linker's first line that says what went wrong (not collect2's summary)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if re.search(r"error:|ld: |cannot find", line) and "collect2" not in line]
+    return (errors or lines or ["no message"])[0]
 
 
 class StackedProduct(torch.autograd.Function):
     """z = W h for stacks W (B, out, in), h (B, in, n), given h^T (B, n, in) too, and its gradients
-    W^T g and g h^T. libxsmm 1.17 has no kernel for g h^T from h (a product whose operands are both
-    transposed), so it is g times h^T; the copy h^T is computed with h, in the graph's kernel that
-    computes h (transposing in the backward pass instead, in C++, measured no faster)."""
+    W^T g and g h^T. libxsmm 1.17 makes no kernel for g h^T from h as stored (its first operand
+    would be the transposed one), so it is g times a copy h^T, computed with h in the graph's kernel
+    that computes h (transposing in the backward pass instead, in C++, measured no faster)."""
 
     @staticmethod
     def forward(weight: torch.Tensor, h: torch.Tensor, h_t: torch.Tensor) -> torch.Tensor:

@@ -171,6 +171,7 @@ def train_stack(
     schedule: Schedule,
     compile: bool = False,
     on_record: Callable[[int, dict[str, float]], None] | None = None,
+    compile_options: dict[str, Any] | None = None,
 ) -> list[TrainResult]:
     """Full-batch training of B independent runs stacked in params (B, P); loss_fn maps them to B
     losses, and hyperparams may hold (B, 1) tensors, one value per run. One update per epoch, no
@@ -182,8 +183,8 @@ def train_stack(
     (a GPU never waits): divergence is detected, dated and frozen on the device, and read at the next
     logging point, which also ends training once no run is left. A step (losses, gradients, update
     and the divergence bookkeeping) is one function; `compile` makes it one torch.compile'd graph
-    (with Inductor's C++ wrapper on the CPU), compiled by its first call, whose time goes to
-    compile_seconds, not to seconds. on_record(run, row) sees each history row as it is read."""
+    (Inductor's `compile_options`), compiled by its first call, whose time goes to compile_seconds,
+    not to seconds. on_record(run, row) sees each history row as it is read."""
     epochs, log_every = schedule.epochs, schedule.log_every
     runs, device = params.shape[0], params.device
 
@@ -211,9 +212,7 @@ def train_stack(
 
     if compile:
         torch.compiler.reset()  # see problem.compiled: each stack of a worker compiles its own step
-        # On the CPU the graph's kernels are called from C++, not from Python: libxsmm's products
-        # (small_gemm), torch ops of this project's own, cost 9% of the step more from Python.
-        step = torch.compile(step, dynamic=False, options={"cpp_wrapper": device.type == "cpu"})
+        step = torch.compile(step, dynamic=False, options=compile_options)
     elif device.type == "cpu":
         step = _while_finite(step, losses_and_grads, optimizer, hyperparams)
     carry = (
