@@ -93,7 +93,8 @@ def test_a_compiled_stack_trains_with_libxsmm_as_with_torchs_products_and_says_w
 @pytest.mark.guards("foreign files deleted")
 def test_a_failed_build_says_why_in_a_line_and_leaves_no_file(tmp_path, monkeypatch):
     """A compiler that writes its output and then fails: the error is one line, and the partial
-    library it wrote is gone."""
+    library it wrote is gone; a user's files in the cache folder, one named like a partial library
+    too, stay."""
     compiler = tmp_path / "broken-c++"
     compiler.write_text(
         '#!/bin/sh\nfor last; do :; done\necho partial > "$last"\necho "x.cpp:1: error: broken" >&2\nexit 1\n'
@@ -101,9 +102,15 @@ def test_a_failed_build_says_why_in_a_line_and_leaves_no_file(tmp_path, monkeypa
     compiler.chmod(0o755)
     monkeypatch.setenv("CXX", str(compiler))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cache = tmp_path / "cache" / "nesterov_landscape"
+    cache.mkdir(parents=True)
+    users = {"notes.txt": "mine\n", "small_gemm-0123456789abcdef.x.partial": "not the tool's\n"}
+    for name, text in users.items():
+        (cache / name).write_text(text)
     with pytest.raises(OSError, match=r"^building small_gemm.cpp failed: x.cpp:1: error: broken$"):
         small_gemm._built()
-    assert [p.suffix for p in (tmp_path / "cache" / "nesterov_landscape").iterdir()] == [".lock"]
+    assert {p.name: p.read_text() for p in cache.iterdir() if p.suffix != ".lock"} == users
+    assert [p.suffix for p in cache.iterdir()].count(".lock") == 1
 
 
 @pytest.mark.slow

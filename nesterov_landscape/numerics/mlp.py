@@ -123,8 +123,8 @@ def _stacked_map(weight: torch.Tensor, h: torch.Tensor, bias: torch.Tensor | Non
     `libxsmm`: the batched matmul and its backward products are libxsmm's (small_gemm)."""
     if 1 in (weight.shape[-2], weight.shape[-1], h.shape[-1]):
         product = (weight.unsqueeze(-1) * h.unsqueeze(-3)).sum(-2)
-        return product if bias is None else product + bias
-    if libxsmm:
+    elif libxsmm:
         product = small_gemm.stacked_product(weight, h)
-        return product if bias is None else product + bias
-    return weight @ h if bias is None else torch.baddbmm(bias, weight, h)
+    else:
+        return weight @ h if bias is None else torch.baddbmm(bias, weight, h)
+    return product if bias is None else product + bias

@@ -62,9 +62,9 @@ def _shape(rows: int, cols: int):
 
 def _built() -> Path:
     """The ops' shared library for this source, torch, compiler, libxsmm and C library, built where
-    missing or not whole (a build cut short by a crash or power loss). One process of a machine
-    builds at a time (a lock file); it writes a file of its own, synced, and renames it into place,
-    so that no process ever loads a partial library."""
+    missing or not whole (a build cut short by a crash or power loss). One process builds into a
+    cache folder at a time (a lock file); it writes a file it created itself (mkstemp), synced, and
+    renames it into place, so that no process ever loads a partial library."""
     torch_dir = Path(torch.__file__).parent
     compiler = shlex.split(os.environ.get("CXX") or "c++")
     command = [
