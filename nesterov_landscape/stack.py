@@ -96,8 +96,9 @@ def train_problems(
     products = small_gemm.name() if small_gemm.applies(fast, params) else "torch"  # builds the op before tracing
     build_seconds = time.perf_counter() - build_start
     results = training.train_stack(
-        lambda w: network_loss(config, shape, w, x, y, fast),
+        lambda w, x, y: network_loss(config, shape, w, x, y, fast),
         params,
+        (x, y),
         first.optimizer,
         hyperparams,
         first.schedule(),

@@ -1,6 +1,7 @@
 """Training of a flat weight vector with a pure optimizer update rule: full-batch gradients, or
 mini-batch and/or noisy gradient estimates."""
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -163,9 +164,16 @@ def minibatch_gradients(
     return evaluate
 
 
+# A compiled stack on the CPU calls its step on about this many runs at a time, so that more of what
+# a step reads is still in the core's caches; each call costs about 0.13 ms of its own, so that
+# smaller chunks lose again. Chunks of 8 to 17 runs measured, and why: benchmarks/README.md.
+CPU_CHUNK_RUNS = 10
+
+
 def train_stack(
-    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    loss_fn: Callable[..., torch.Tensor],
     params: torch.Tensor,
+    data: tuple[torch.Tensor, ...],
     optimizer: Optimizer,
     hyperparams: Any,
     schedule: Schedule,
@@ -173,9 +181,9 @@ def train_stack(
     on_record: Callable[[int, dict[str, float]], None] | None = None,
     compile_options: dict[str, Any] | None = None,
 ) -> list[TrainResult]:
-    """Full-batch training of B independent runs stacked in params (B, P); loss_fn maps them to B
-    losses, and hyperparams may hold (B, 1) tensors, one value per run. One update per epoch, no
-    checkpoints.
+    """Full-batch training of B independent runs stacked in params (B, P); loss_fn(w, *data) maps
+    them to B losses, where data holds the runs' tensors (B, ...), and hyperparams may hold (B, 1)
+    tensors, one value per run. One update per epoch, no checkpoints.
 
     Each run's history and status are what `train` gives it alone: a run whose loss turns
     non-finite is recorded as diverged at that epoch and frozen; the others go on unaffected (the
@@ -184,25 +192,28 @@ def train_stack(
     logging point, which also ends training once no run is left. A step (losses, gradients, update
     and the divergence bookkeeping) is one function; `compile` makes it one torch.compile'd graph
     (Inductor's `compile_options`), compiled by its first call, whose time goes to compile_seconds,
-    not to seconds. on_record(run, row) sees each history row as it is read."""
+    not to seconds. A compiled stack on the CPU steps in chunks of about CPU_CHUNK_RUNS runs, of at
+    most two sizes (a graph each). on_record(run, row) sees each history row as it is read."""
     epochs, log_every = schedule.epochs, schedule.log_every
     runs, device = params.shape[0], params.device
 
     if compile:  # torch.compile traces torch.func's gradient into the step's graph, not autograd.grad
 
-        def summed_loss(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            losses = loss_fn(w)
+        def summed_loss(w: torch.Tensor, data: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+            losses = loss_fn(w, *data)
             return losses.sum(), losses
 
-        def losses_and_grads(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            grads, (_, losses) = torch.func.grad_and_value(summed_loss, has_aux=True)(params)
+        def losses_and_grads(params, data) -> tuple[torch.Tensor, torch.Tensor]:
+            grads, (_, losses) = torch.func.grad_and_value(summed_loss, has_aux=True)(params, data)
             return losses, grads
 
     else:  # eager, autograd costs less per step than torch.func: a stack of one trained 2.8x faster
-        losses_and_grads = value_and_grad(loss_fn)
 
-    def step(params, state, active, diverged_at, epoch_now):
-        losses, grads = losses_and_grads(params)
+        def losses_and_grads(params, data) -> tuple[torch.Tensor, torch.Tensor]:
+            return value_and_grad(lambda w: loss_fn(w, *data))(params)
+
+    def step(params, state, active, diverged_at, epoch_now, data, hyperparams):
+        losses, grads = losses_and_grads(params, data)
         newly = active & ~torch.isfinite(losses)
         diverged_at = torch.where(newly, epoch_now, diverged_at)
         active = active & ~newly
@@ -214,33 +225,30 @@ def train_stack(
         torch.compiler.reset()  # see problem.compiled: each stack of a worker compiles its own step
         step = torch.compile(step, dynamic=False, options=compile_options)
     elif device.type == "cpu":
-        step = _while_finite(step, losses_and_grads, optimizer, hyperparams)
-    carry = (
-        params.detach(),
-        optimizer.init(params),
-        torch.ones(runs, dtype=torch.bool, device=device),
-        torch.full((runs,), -1, dtype=torch.long, device=device),  # the epoch a run diverged at; -1: not
-        torch.zeros((), dtype=torch.long, device=device),
-    )
+        step = _while_finite(step, losses_and_grads, optimizer)
+    chunks = _chunks(runs, CPU_CHUNK_RUNS if compile and device.type == "cpu" else runs)
+    carries = [_start(params[rows].detach(), optimizer) for rows in chunks]
+    inputs = [(tuple(d[rows] for d in data), _rows_of(hyperparams, rows)) for rows in chunks]
     histories: list[list[dict[str, float]]] = [[] for _ in range(runs)]
     logged_active = [True] * runs
     compile_seconds, epoch = 0.0, 0
     start, started_at = time.perf_counter(), time.time()
     while True:
-        stepped, losses, grads = step(*carry)
+        stepped = [step(*carry, *chunk_inputs) for carry, chunk_inputs in zip(carries, inputs)]
         if epoch == 0 and compile:
             compile_seconds = time.perf_counter() - start
         if epoch % log_every == 0 or epoch == epochs:  # the host reads rows only here
-            _read_rows(histories, logged_active, epoch, losses, grads.norm(dim=1), stepped[3], on_record)
+            losses, grads, diverged_at = (torch.cat(parts) for parts in zip(*((s[1], s[2], s[0][3]) for s in stepped)))
+            _read_rows(histories, logged_active, epoch, losses, grads.norm(dim=1), diverged_at, on_record)
             if epoch == epochs or not any(logged_active):
                 break  # the weights are those before this step; a run may diverge at the last epoch
-        carry = stepped
+        carries = [s[0] for s in stepped]
         epoch += 1
     share = (time.perf_counter() - start - compile_seconds) / runs
-    at = stepped[3].tolist()
+    final, at = torch.cat([carry[0] for carry in carries]), diverged_at.tolist()
     return [
         TrainResult(
-            carry[0][index],
+            final[index],
             "completed" if at[index] < 0 else "diverged",
             epochs if at[index] < 0 else at[index],
             histories[index],
@@ -253,21 +261,49 @@ def train_stack(
     ]
 
 
-def _while_finite(step, losses_and_grads, optimizer, hyperparams):
+def _chunks(runs: int, size: int) -> list[slice]:
+    """runs split into ceil(runs / size) consecutive chunks whose sizes differ by at most one."""
+    count = -(-runs // size)
+    bounds = [runs * i // count for i in range(count + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def _start(params: torch.Tensor, optimizer: Optimizer) -> tuple:
+    """A chunk's carry: weights, optimizer state, active flags, divergence epochs (-1: none), epoch."""
+    runs, device = params.shape[0], params.device
+    return (
+        params,
+        optimizer.init(params),
+        torch.ones(runs, dtype=torch.bool, device=device),
+        torch.full((runs,), -1, dtype=torch.long, device=device),
+        torch.zeros((), dtype=torch.long, device=device),
+    )
+
+
+def _rows_of(hyperparams: Any, rows: slice) -> Any:
+    """The hyperparameters of the runs `rows`: each (B, 1) tensor sliced, any other value as it is."""
+    chunk = copy.copy(hyperparams)
+    for name, value in vars(hyperparams).items():
+        if isinstance(value, torch.Tensor):
+            setattr(chunk, name, value[rows])
+    return chunk
+
+
+def _while_finite(step, losses_and_grads, optimizer):
     """`step` for an eager stack on a CPU, where reading a value back costs nothing: while every
     run's loss is finite, the update alone, without the divergence bookkeeping (a twentieth of a
     stack of one's step); from the first non-finite loss on, `step`. The same numbers either way."""
     all_finite = True
 
-    def step_while_finite(params, state, active, diverged_at, epoch_now):
+    def step_while_finite(params, state, active, diverged_at, epoch_now, data, hyperparams):
         nonlocal all_finite
         if all_finite:
-            losses, grads = losses_and_grads(params)
+            losses, grads = losses_and_grads(params, data)
             if torch.isfinite(losses).all():
                 stepped, state = optimizer.step(hyperparams, params, grads, state)
                 return (stepped, state, active, diverged_at, epoch_now + 1), losses, grads
             all_finite = False
-        return step(params, state, active, diverged_at, epoch_now)
+        return step(params, state, active, diverged_at, epoch_now, data, hyperparams)
 
     return step_while_finite
 
