@@ -1,14 +1,15 @@
 """`make bench`: the harness's speed and memory, measured side by side in one invocation, with the
 ratios its targets are stated in. Prints a Markdown report; --out FILE saves it.
 
-Sections (all by default; --only picks some): `step` (training per run of the paper preset: a
-job alone, its unstacked loop, stacks of 50 eager and compiled, and torch's own ways to train 50
-such networks), `small` (small sweeps with the default worker count against one process),
-`bookkeeping` (batched sweeps of 50 and 2,000 jobs of 10 epochs: the cost per job beyond training
-and probes, and peak memory), `start` (a 10,000-job sweep: when its first training starts), `paper`
-(the paper preset over 100 seeds through the basic launcher, the batched launcher in one process
-and on all cores; the share of seeds in the published range), `reprobe` (a 200-job sweep of the
-paper preset re-probed with the hessian probe, per job, beside training it)."""
+Sections (all by default; --only picks some): `step` (training per run of the paper preset: a job
+alone, its unstacked loop, stacks of 50 eager and compiled, and torch's own ways to train 50 such
+networks; where the compiled stack misses 1.0 s a run, where its step's time goes), `small` (small
+sweeps with the default worker count against one process), `bookkeeping` (batched sweeps of 50 and
+2,000 jobs of 10 epochs: the cost per job beyond training and probes, and peak memory), `start` (a
+10,000-job sweep: when its first training starts), `paper` (the paper preset over 100 seeds through
+the basic launcher, the batched launcher in one process and on all cores; the share of seeds in the
+published range), `reprobe` (a 200-job sweep of the paper preset re-probed with the hessian probe,
+per job, beside training it)."""
 
 import argparse
 import copy
@@ -148,6 +149,71 @@ def step_section(rows: list, notes: list, peer_epochs: int) -> None:
         f"compiled {best / compiled[0].seconds:.2f}x. "
         f"Peers trained {peer_epochs:,} epochs, scaled to 10,000."
     )
+    if compiled[0].seconds > 1.0:
+        notes.append(step_profile(compiled[0].seconds))
+
+
+def step_profile(seconds_per_run: float, epochs: int = 300) -> str:
+    """Where the compiled 50-run step's time goes, from torch.profiler with Inductor's records of
+    its own kernels: the batched products (libxsmm's or torch's) against the core's float32 peak,
+    Inductor's fused kernels (tanh, its derivative, the update), and the rest (the graph's calls,
+    Dynamo, allocations, the profiler's own records); beside the step as timed unprofiled
+    (seconds_per_run per 10,000 epochs) and what a step may take for 1.0 s per run."""
+    import torch._inductor.config as inductor_config
+    from torch.profiler import ProfilerActivity, profile
+
+    configs = paper_configs(50, "trainer.compile=true", f"trainer.epochs={epochs}", f"trainer.log_every={epochs}")
+    with inductor_config.patch({"cpp.enable_kernel_profile": True}), profile(activities=[ProfilerActivity.CPU]) as prof:
+        result = train_jobs(configs)[0]
+    # result.seconds leaves out the first of the epochs + 1 steps (compiling), which the kernels' totals hold
+    profiled_ms, step_ms = result.seconds * len(configs) / epochs * 1000, seconds_per_run * len(configs) / 10
+    per_step = {e.key: e.self_cpu_time_total / 1000 / (epochs + 1) for e in prof.key_averages()}
+    products = sum(ms for key, ms in per_step.items() if key.startswith("small_gemm::") or key in PRODUCTS)
+    fused: dict[str, float] = {}  # Inductor's kernels, one entry per kind (a layer's copies grouped)
+    for key, ms in per_step.items():
+        if "cpp_fused_" in key:
+            kind = key.split("cpp_fused_", 1)[1].rstrip("0123456789").rstrip("_")
+            fused[kind] = fused.get(kind, 0.0) + ms
+    largest = sorted(fused.items(), key=lambda item: -item[1])[:3]
+    problem = setup_problem(configs[0])
+    n = configs[0].data.n_points
+    # W h for every layer, W^T g for all but the first, g h^T for every layer: 2 n fan_in fan_out each;
+    # a layer with a size of 1 (the output layer) is a broadcast product in the fused kernels (mlp._stacked_map)
+    flops = len(configs) * sum(
+        2 * n * fan_in * fan_out * (2 if i == 0 else 3)
+        for i, (fan_in, fan_out) in enumerate(problem.shape.layers)
+        if 1 not in (fan_in, fan_out, n)
+    )
+    peak = core_peak_gflops()
+    return (
+        f"Where the compiled 50-run step's time goes (torch.profiler with Inductor's kernel records, {epochs} "
+        f"epochs): a step takes {step_ms:.2f} ms unprofiled, {profiled_ms:.2f} ms profiled, and 1.0 s per run "
+        f"would be {len(configs) / 10:.2f} ms. Profiled, "
+        f"the batched products ({result.products}) {products:.2f} ms, {flops / 1e6:.0f} MFLOP at "
+        f"{flops / products / 1e6 if products else float('nan'):.0f} GFLOP/s, against this core's float32 peak "
+        f"of {peak:.0f} GFLOP/s "
+        f"(a 512 x 512 product), at which they alone would take {flops / peak / 1e6:.2f} ms; Inductor's fused "
+        f"kernels {sum(fused.values()):.2f} ms, the largest (named by the ops each fuses) "
+        + ", ".join(f"{kind[:48]} {ms:.2f} ms" for kind, ms in largest)
+        + f"; the rest (the graph's calls, Dynamo, allocations, the profiler's own records) "
+        f"{profiled_ms - products - sum(fused.values()):.2f} ms. The products at that peak and the fused kernels "
+        f"as they are would take {flops / peak / 1e6 + sum(fused.values()):.2f} ms a step."
+    )
+
+
+PRODUCTS = {"aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm"}  # torch's, where libxsmm's are not built
+
+
+def core_peak_gflops() -> float:
+    """One thread's float32 GFLOP/s on a 512 x 512 product, the best of 20."""
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    a @ b
+    best = float("inf")
+    for _ in range(20):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * 512**3 / best / 1e9
 
 
 def peer_networks(configs) -> tuple[list[torch.nn.Module], torch.Tensor, torch.Tensor]:
@@ -420,8 +486,7 @@ def main() -> None:
         "| what | seconds (or MiB) | speed-up |",
         "|---|---|---|",
         *[f"| {name} | {value:.3f} | {ratio} |" for name, value, ratio in rows],
-        "",
-        *notes,
+        *[line for note in notes for line in ("", note)],  # a paragraph each
     ]
     report = "\n".join(lines) + "\n"
     print(report)

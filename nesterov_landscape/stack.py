@@ -72,6 +72,21 @@ def fast_forms(config: Config) -> bool:
     return config.trainer.compile and config.trainer.precision == "float32"
 
 
+# A stack trained with libxsmm's products on one torch thread calls its step on chunks of its runs,
+# so that more of what a step reads is still in the core's caches; each call costs about 0.13 ms of
+# its own. Chunks of 8 to 17 runs measured faster than a whole 50-run stack, 10 the fastest
+# (benchmarks/README.md). Chunks of one size only, so that a stack compiles one graph.
+CHUNK_RUNS, CHUNK_SIZES = 10, range(8, 18)
+
+
+def runs_per_call(runs: int, products: str) -> int:
+    """The runs each call of a stack's step takes: with libxsmm's products and one torch thread
+    (where chunks were measured), the divisor of `runs` in CHUNK_SIZES nearest CHUNK_RUNS; else all."""
+    measured = products != "torch" and torch.get_num_threads() == 1
+    sizes = [size for size in CHUNK_SIZES if runs % size == 0] if measured else []
+    return min(sizes, key=lambda size: abs(size - CHUNK_RUNS)) if sizes else runs
+
+
 def train_jobs(configs: list[Config]) -> list[TrainResult]:
     """Train jobs with equal stack signatures as one computation (train_problems)."""
     return train_problems([setup_problem(c) for c in configs])
@@ -107,6 +122,7 @@ def train_problems(
         # the graph calls its kernels from C++: libxsmm's products, torch ops of this project's own,
         # cost 9% of the step more called from Inductor's Python wrapper
         {"cpp_wrapper": True} if products != "torch" else None,
+        runs_per_call=runs_per_call(len(problems), products),
     )
     for result in results:
         result.activation = "rational_tanh" if fast and config.model.activation == "tanh" else config.model.activation

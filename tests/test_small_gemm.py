@@ -15,7 +15,7 @@ import torch
 
 from nesterov_landscape.numerics import small_gemm
 
-from .helpers import ROOT, TINY, run_cli
+from .helpers import ROOT, TINY, configs, run_cli
 
 COMPILED = [*TINY, "trainer.compile=true", "trainer.precision=float32", "trainer.epochs=200", "probe=none"]
 
@@ -140,3 +140,58 @@ def test_processes_building_the_op_at_once_each_load_a_whole_library(tmp_path):
     assert [b.communicate(timeout=300)[0].strip() for b in builders] == ["True", "True"]
     left = sorted(p.suffix for p in (tmp_path / "nesterov_landscape").iterdir())
     assert left == [".lock", ".so"], left  # one library, its lock, and no partial file
+
+
+def test_a_stack_with_libxsmms_products_steps_in_chunks_of_the_divisor_nearest_ten():
+    from nesterov_landscape.stack import runs_per_call
+
+    libxsmm = "libxsmm 1.17 (cpx)"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        runs = (1, 12, 13, 16, 20, 34, 47, 50, 64, 100)
+        assert [runs_per_call(r, libxsmm) for r in runs] == [1, 12, 13, 8, 10, 17, 47, 10, 8, 10]
+        assert runs_per_call(50, "torch") == 50
+        torch.set_num_threads(2)  # chunks were measured on one thread only
+        assert runs_per_call(50, libxsmm) == 50
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_a_stack_in_chunks_gives_every_run_its_bits_from_one_graph(monkeypatch):
+    """20 runs step as 2 chunks of 10, from one compiled graph; every run, one diverging in the
+    second chunk included, gets the history and weights it gets in a stack of 3 (one chunk), with
+    one torch thread (the bits of a stack of any size)."""
+    require_libxsmm()
+    from nesterov_landscape.numerics import training
+    from nesterov_landscape.stack import train_jobs
+
+    chunk_sizes = []
+    train_stack = training.train_stack
+
+    def recording_chunk_size(*args, **kwargs):
+        chunk_sizes.append(kwargs["runs_per_call"])
+        return train_stack(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_stack", recording_chunk_size)
+    common = ["trainer.precision=float32", "trainer.compile=true", "trainer.epochs=100", "probe=none"]
+    runs = [[*common, "model.width=35", "data.n_points=100", f"seed={s}"] for s in range(20)]
+    runs[15].append("optimizer.lr=10")
+    graphs = torch._dynamo.utils.counters["stats"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        before = graphs["unique_graphs"]
+        chunked = train_jobs(configs(*runs))
+        assert graphs["unique_graphs"] - before == 1
+        few = train_jobs(configs(*[runs[i] for i in (0, 15, 19)]))
+    finally:
+        torch.set_num_threads(threads)
+    assert chunk_sizes == [10, 3]
+    assert [r.status for r in few] == ["completed", "diverged", "completed"]
+    for index, one_chunk in zip((0, 15, 19), few):
+        assert json.dumps(chunked[index].history) == json.dumps(one_chunk.history)  # NaN as NaN
+        torch.testing.assert_close(chunked[index].params, one_chunk.params, rtol=0, atol=0, equal_nan=True)
+        assert chunked[index].epochs_run == one_chunk.epochs_run
+    assert len({r.history[-1]["loss"] for r in chunked}) == 20  # the runs differ

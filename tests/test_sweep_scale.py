@@ -399,37 +399,6 @@ def test_every_stack_of_a_process_is_compiled():
             assert graphs["unique_graphs"] > before, width
 
 
-@pytest.mark.slow
-def test_a_compiled_stack_on_the_cpu_steps_in_chunks_and_each_run_keeps_its_bits():
-    """13 runs (training.CPU_CHUNK_RUNS = 10) step as chunks of 7 and 6 runs, a graph for each size;
-    every run, one diverging in the second chunk included, gets the history and weights it gets in a
-    stack of 3 (one chunk), with one torch thread (the bits of a stack of any size)."""
-    import json
-
-    import torch
-
-    from nesterov_landscape.stack import train_jobs
-
-    common = ["trainer.precision=float32", "trainer.compile=true", "trainer.epochs=100", "probe=none", *PAPER_SIZES]
-    runs = [[*common, f"seed={s}", *(["optimizer.lr=10"] if s == 9 else [])] for s in range(13)]
-    graphs = torch._dynamo.utils.counters["stats"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        before = graphs["unique_graphs"]
-        chunked = train_jobs(configs(*runs))
-        assert graphs["unique_graphs"] - before == 2
-        few = train_jobs(configs(*[runs[i] for i in (0, 9, 12)]))
-    finally:
-        torch.set_num_threads(threads)
-    assert [r.status for r in few] == ["completed", "diverged", "completed"]
-    for index, one_chunk in zip((0, 9, 12), few):
-        assert json.dumps(chunked[index].history) == json.dumps(one_chunk.history)  # NaN as NaN
-        assert torch.equal(chunked[index].params, one_chunk.params)
-        assert chunked[index].epochs_run == one_chunk.epochs_run
-    assert len({r.history[-1]["loss"] for r in chunked}) == 13  # the runs differ
-
-
 def test_rational_tanh_is_float32_accurate_and_its_gradient_is_tanhs():
     import torch
 

@@ -4,7 +4,7 @@ mini-batch and/or noisy gradient estimates."""
 import copy
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 import torch
@@ -164,12 +164,6 @@ def minibatch_gradients(
     return evaluate
 
 
-# A compiled stack on the CPU calls its step on about this many runs at a time, so that more of what
-# a step reads is still in the core's caches; each call costs about 0.13 ms of its own, so that
-# smaller chunks lose again. Chunks of 8 to 17 runs measured, and why: benchmarks/README.md.
-CPU_CHUNK_RUNS = 10
-
-
 def train_stack(
     loss_fn: Callable[..., torch.Tensor],
     params: torch.Tensor,
@@ -180,6 +174,7 @@ def train_stack(
     compile: bool = False,
     on_record: Callable[[int, dict[str, float]], None] | None = None,
     compile_options: dict[str, Any] | None = None,
+    runs_per_call: int | None = None,
 ) -> list[TrainResult]:
     """Full-batch training of B independent runs stacked in params (B, P); loss_fn(w, *data) maps
     them to B losses, where data holds the runs' tensors (B, ...), and hyperparams may hold (B, 1)
@@ -192,8 +187,9 @@ def train_stack(
     logging point, which also ends training once no run is left. A step (losses, gradients, update
     and the divergence bookkeeping) is one function; `compile` makes it one torch.compile'd graph
     (Inductor's `compile_options`), compiled by its first call, whose time goes to compile_seconds,
-    not to seconds. A compiled stack on the CPU steps in chunks of about CPU_CHUNK_RUNS runs, of at
-    most two sizes (a graph each). on_record(run, row) sees each history row as it is read."""
+    not to seconds. `runs_per_call` (a divisor of B; None: B) steps the runs in chunks of that many,
+    one call of the step each, with the same numbers. on_record(run, row) sees each history row as
+    it is read."""
     epochs, log_every = schedule.epochs, schedule.log_every
     runs, device = params.shape[0], params.device
 
@@ -226,8 +222,11 @@ def train_stack(
         step = torch.compile(step, dynamic=False, options=compile_options)
     elif device.type == "cpu":
         step = _while_finite(step, losses_and_grads, optimizer)
-    chunks = _chunks(runs, CPU_CHUNK_RUNS if compile and device.type == "cpu" else runs)
-    carries = [_start(params[rows].detach(), optimizer) for rows in chunks]
+    size = runs_per_call or runs
+    if runs % size:
+        raise ValueError(f"runs_per_call must divide the stack's {runs} runs, got {size}")
+    chunks = [slice(first, first + size) for first in range(0, runs, size)]
+    carries = [_initial_carry(params[rows].detach(), optimizer) for rows in chunks]
     inputs = [(tuple(d[rows] for d in data), _rows_of(hyperparams, rows)) for rows in chunks]
     histories: list[list[dict[str, float]]] = [[] for _ in range(runs)]
     logged_active = [True] * runs
@@ -238,11 +237,13 @@ def train_stack(
         if epoch == 0 and compile:
             compile_seconds = time.perf_counter() - start
         if epoch % log_every == 0 or epoch == epochs:  # the host reads rows only here
-            losses, grads, diverged_at = (torch.cat(parts) for parts in zip(*((s[1], s[2], s[0][3]) for s in stepped)))
-            _read_rows(histories, logged_active, epoch, losses, grads.norm(dim=1), diverged_at, on_record)
+            losses = torch.cat([chunk_losses for _, chunk_losses, _ in stepped])
+            grad_norms = torch.cat([chunk_grads.norm(dim=1) for _, _, chunk_grads in stepped])
+            diverged_at = torch.cat([carry[3] for carry, _, _ in stepped])
+            _read_rows(histories, logged_active, epoch, losses, grad_norms, diverged_at, on_record)
             if epoch == epochs or not any(logged_active):
                 break  # the weights are those before this step; a run may diverge at the last epoch
-        carries = [s[0] for s in stepped]
+        carries = [carry for carry, _, _ in stepped]
         epoch += 1
     share = (time.perf_counter() - start - compile_seconds) / runs
     final, at = torch.cat([carry[0] for carry in carries]), diverged_at.tolist()
@@ -261,14 +262,7 @@ def train_stack(
     ]
 
 
-def _chunks(runs: int, size: int) -> list[slice]:
-    """runs split into ceil(runs / size) consecutive chunks whose sizes differ by at most one."""
-    count = -(-runs // size)
-    bounds = [runs * i // count for i in range(count + 1)]
-    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
-
-
-def _start(params: torch.Tensor, optimizer: Optimizer) -> tuple:
+def _initial_carry(params: torch.Tensor, optimizer: Optimizer) -> tuple:
     """A chunk's carry: weights, optimizer state, active flags, divergence epochs (-1: none), epoch."""
     runs, device = params.shape[0], params.device
     return (
@@ -283,9 +277,10 @@ def _start(params: torch.Tensor, optimizer: Optimizer) -> tuple:
 def _rows_of(hyperparams: Any, rows: slice) -> Any:
     """The hyperparameters of the runs `rows`: each (B, 1) tensor sliced, any other value as it is."""
     chunk = copy.copy(hyperparams)
-    for name, value in vars(hyperparams).items():
+    for hyperparameter in fields(hyperparams):
+        value = getattr(hyperparams, hyperparameter.name)
         if isinstance(value, torch.Tensor):
-            setattr(chunk, name, value[rows])
+            setattr(chunk, hyperparameter.name, value[rows])
     return chunk
 
 
