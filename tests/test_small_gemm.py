@@ -116,14 +116,19 @@ def test_a_failed_build_says_why_in_a_line_and_leaves_no_file(tmp_path, monkeypa
 @pytest.mark.slow
 def test_a_library_cut_short_in_the_cache_is_built_again(tmp_path, monkeypatch):
     """A cached library that a crash or a power loss left truncated is not loaded (loading one
-    crashes the process) but built again in its place."""
+    crashes the process) but built again in its place; a user's file named like the build's
+    temporary file stays."""
     require_libxsmm()
     whole = small_gemm._built()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     cut_short = tmp_path / "nesterov_landscape" / whole.name
     cut_short.parent.mkdir()
     cut_short.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    users = cut_short.with_name(f"{whole.stem}.x.partial")
+    users.write_text("not the tool's\n")
     assert small_gemm._built() == cut_short and cut_short.read_bytes() == whole.read_bytes()
+    assert users.read_text() == "not the tool's\n"
+    assert sorted(p.suffix for p in cut_short.parent.iterdir()) == [".lock", ".partial", ".so"]
 
 
 @pytest.mark.slow

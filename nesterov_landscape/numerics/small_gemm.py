@@ -100,8 +100,9 @@ def _built() -> Path:
             with open(partial, "rb") as written:
                 os.fsync(written.fileno())
             os.replace(partial, library)
-        finally:
-            partial.unlink(missing_ok=True)  # this process's own file, where the build did not finish
+        except BaseException:
+            partial.unlink(missing_ok=True)  # the file mkstemp created for this build, which did not finish
+            raise
         directory = os.open(cache, os.O_RDONLY)
         try:
             os.fsync(directory)
@@ -136,8 +137,9 @@ def _first_error(stderr: str) -> str:
 class StackedProduct(torch.autograd.Function):
     """z = W h for stacks W (B, out, in), h (B, in, n), given h^T (B, n, in) too, and its gradients
     W^T g and g h^T. libxsmm 1.17 makes no kernel for g h^T from h as stored (its first operand
-    would be the transposed one), so it is g times a copy h^T, computed with h in the graph's kernel
-    that computes h (transposing in the backward pass instead, in C++, measured no faster)."""
+    would be the transposed one), so it is g times a copy h^T, which Inductor fuses into one of the
+    graph's kernels that read h (in the paper's step, tanh's derivative); transposing in C++ within
+    the product measured no faster."""
 
     @staticmethod
     def forward(weight: torch.Tensor, h: torch.Tensor, h_t: torch.Tensor) -> torch.Tensor:
