@@ -2,6 +2,7 @@
 nesterov_landscape` and `python -m multirun_analysis` as subprocesses, real signals, real W&B
 offline runs, processes started together. Nothing may be lost, mixed or duplicated."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -378,7 +379,7 @@ def descendants(pid: int) -> list[int]:
 def test_the_workers_of_a_killed_batched_launcher_stop_and_the_same_command_finishes(tmp_path):
     """Issue 18: the workers of a batched launcher killed with kill -9 went on alone, finished their
     stacks, wrote job folders and then blocked for ever. Now each stops its stack with its jobs
-    recorded interrupted (the kernel tells it: PR_SET_PDEATHSIG) and exits."""
+    recorded interrupted (its main thread gets SIGTERM once the launcher is gone) and exits."""
     sweep = tmp_path / "sweep"
     args = [*LONG, "trainer.epochs=20,20000", "seed=0,1", "hydra/launcher=batched", "hydra.launcher.n_jobs=2"]
     args += [f"hydra.sweep.dir={sweep}", "--multirun"]
@@ -405,6 +406,51 @@ def test_the_workers_of_a_killed_batched_launcher_stop_and_the_same_command_fini
     output = again.stdout + again.stderr
     assert again.returncode == 0 and "4 jobs in " in output and "s: 2 already done, 2 completed" in output, output
     assert_one_finished_run_per_job(short + long)
+
+
+# A launcher as the batched one starts its pool (_start_workers), whose worker holds Ctrl-C and SIGTERM off as
+# it does while W&B's service starts (warm_up) or while it records interrupted jobs.
+LAUNCHER_OF_A_WORKER_HOLDING_SIGNALS = """
+import multiprocessing, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from hydra_plugins.nesterov_landscape_batched._stack_worker import init_worker, interrupts_held
+
+def hold_signals_off(marker):
+    with interrupts_held():
+        Path(marker).write_text(str(os.getpid()))
+        time.sleep(3)
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(1, mp_context=context, initializer=init_worker, initargs=(context.Event(), os.getpid()))
+    pool.submit(hold_signals_off, sys.argv[1])
+    time.sleep(600)
+"""
+
+
+def test_a_worker_that_held_signals_off_when_its_launcher_died_still_exits(tmp_path):
+    """CI at stop 27: one worker of a killed launcher never exited. The kernel's PR_SET_PDEATHSIG
+    came as each launcher thread died, could come while the worker held signals off, and then
+    never again: the worker waited for work for ever. Now the worker's main thread gets SIGTERM
+    once the launcher is gone and again each second; this worker holds signals off for 3 s after
+    the launcher's kill -9, so the first SIGTERM is lost, and the next must end it."""
+    script, marker = tmp_path / "launcher.py", tmp_path / "worker.pid"
+    script.write_text(LAUNCHER_OF_A_WORKER_HOLDING_SIGNALS)
+    env = cli_env({"PYTHONPATH": str(ROOT)})
+    launcher = subprocess.Popen([sys.executable, str(script), str(marker)], cwd=tmp_path, env=env)
+    worker = None
+    try:
+        wait_for(lambda: marker.exists() and marker.read_text(), what="the worker to hold signals off")
+        worker = int(marker.read_text())
+        launcher.kill()
+        launcher.wait()
+        assert Path(f"/proc/{worker}").exists()  # it outlived the launcher ...
+        wait_for(lambda: not Path(f"/proc/{worker}").exists(), 10, "the worker to exit")  # ... and then ended
+    finally:
+        for pid in [launcher.pid] + ([worker] if worker else []):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.slow

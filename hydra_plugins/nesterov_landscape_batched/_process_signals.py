@@ -8,14 +8,11 @@ W&B run open. Raised as KeyboardInterrupt("SIGTERM"), it stops a job wherever Ct
 is handled the same way."""
 
 import contextlib
-import ctypes
 import os
 import signal
-import sys
 import threading
+import time
 from typing import Any, Iterator
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -41,17 +38,28 @@ def sigterm_stops() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-def signal_when_parent_dies(signum: int, parent: int) -> None:
-    """Ask the kernel to send `signum` to this process when its parent (pid `parent`) dies, however
-    it dies, kill -9 included (Linux's PR_SET_PDEATHSIG; elsewhere nothing). "Parent" is the thread
-    that started this process: call it only in processes that a long-lived thread started (the
-    batched launcher's workers: its main thread)."""
-    if not sys.platform.startswith("linux"):
-        return
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent:  # it died before the request: nothing would come
-        os.kill(os.getpid(), signum)
+def signal_when_parent_dies(signum: int, parent: int, again_every_s: float | None = None) -> None:
+    """Send `signum` to this process's main thread once its parent (pid `parent`) has died, however
+    it died, kill -9 included: a thread watches for this process's re-parenting (every 0.1 s). With
+    `again_every_s`, the signal comes again at that interval for as long as this process lives,
+    for a process that may hold it off (SIG_IGN drops it) and whose handler takes repeats.
+
+    Not Linux's PR_SET_PDEATHSIG: the kernel sends that when the *thread* that started the process
+    exits, to any thread of it. A launcher's threads die one by one, so the first signal could come
+    while the launcher still looked alive, and the second while the main thread still ran the
+    first's handler: the handler was not run again, and a worker waiting for work waited for ever."""
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.1)
+        signal.pthread_kill(main, signum)  # the main thread, so that a blocking wait is interrupted
+        while again_every_s is not None:
+            time.sleep(again_every_s)
+            signal.pthread_kill(main, signum)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class TaskSignals:

@@ -66,17 +66,19 @@ class WorkerInterrupts:
     KeyboardInterrupt), never kills a waiting worker (which would print a traceback), and once the
     launching process has set `sweep_stopped` no stack starts.
 
-    The launcher's death, however it dies, reaches the worker as SIGTERM (PR_SET_PDEATHSIG): the
-    stack being trained stops the same way, and the worker then exits (run_stack), as does a worker
-    waiting for work that will never come. Nothing is left running, and nothing is written after
-    the stopped jobs' records."""
+    The launcher's death, however it dies, reaches the worker's main thread as SIGTERM, and again
+    each second (signal_when_parent_dies: one that came while the worker held signals off, as it
+    does while W&B's service starts or while it records interrupted jobs, is lost): the stack being
+    trained stops the same way, and the worker then exits (run_stack), as does a worker waiting for
+    work that will never come. Nothing is left running, and nothing is written after the stopped
+    jobs' records."""
 
     def __init__(self, sweep_stopped: Any, launcher: int) -> None:
         self.sweep_stopped, self.launcher = sweep_stopped, launcher
         self.in_stack, self.raised, self.orphaned = False, False, False
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self.on_signal)
-        signal_when_parent_dies(signal.SIGTERM, launcher)
+        signal_when_parent_dies(signal.SIGTERM, launcher, again_every_s=1.0)
 
     def on_signal(self, signum: int, frame: Any) -> None:
         if os.getppid() != self.launcher:  # re-parented: the launcher is gone
