@@ -2,7 +2,6 @@
 nesterov_landscape` and `python -m multirun_analysis` as subprocesses, real signals, real W&B
 offline runs, processes started together. Nothing may be lost, mixed or duplicated."""
 
-import contextlib
 import json
 import os
 import shutil
@@ -374,6 +373,14 @@ def descendants(pid: int) -> list[int]:
     return [child for c in out for child in (int(c), *descendants(int(c)))]
 
 
+def alive(pid: int) -> bool:
+    """The process runs: it is in /proc and not a zombie (which PID 1 may take seconds to reap)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 @pytest.mark.slow
 @pytest.mark.guards("lost", "duplicated")
 def test_the_workers_of_a_killed_batched_launcher_stop_and_the_same_command_finishes(tmp_path):
@@ -392,20 +399,52 @@ def test_the_workers_of_a_killed_batched_launcher_stop_and_the_same_command_fini
         left = descendants(launcher.pid)  # the long stack trains in the other worker
         launcher.kill()
         launcher.wait()
-        wait_for(lambda: not [pid for pid in left if Path(f"/proc/{pid}").exists()], 10, "the workers to exit")
+        wait_for(lambda: not any(alive(pid) for pid in left), 10, "the workers to exit")
     finally:
         for pid in [launcher.pid, *left]:  # this test's processes only, if any is left
-            try:
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     for job in long:
         assert summary(job)["status"] == "interrupted" and not offline_runs(job)
+        assert summary(job)["error"] == f"SweepProcessDied: the sweep's process (pid {launcher.pid}) died"
     assert [(job / "summary.json").read_text() for job in short] == finished
     again = run_cli(*args, cwd=tmp_path)
     output = again.stdout + again.stderr
     assert again.returncode == 0 and "4 jobs in " in output and "s: 2 already done, 2 completed" in output, output
     assert_one_finished_run_per_job(short + long)
+
+
+@pytest.mark.slow
+@pytest.mark.guards("lost", "duplicated")
+def test_a_job_whose_launcher_dies_as_its_wandb_run_is_written_closes_it_once(tmp_path):
+    """A stacked job writing its history to W&B when the launcher dies stops once, as the worker
+    tells it (its own check of the sweep's process is off in a worker): status interrupted, its
+    run closed with exit code 130, and the same command finishes the sweep. Stopped twice, by that
+    check and a moment later by the worker's SIGTERM, a job left its run open in 1 of 6 kills."""
+    sweep = tmp_path / "sweep"
+    args = [*TINY, "trainer.epochs=20000", "trainer.log_every=1", "probe=none", "seed=0,1,2,3"]
+    args += ["hydra/launcher=batched", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}", "--multirun"]
+    launcher = start_cli(*args, cwd=tmp_path, log=tmp_path / "first.log")
+    jobs = [sweep / str(n) for n in range(4)]
+    left: list[int] = []
+    try:
+        wait_for(lambda: any(training(job, 2000) for job in jobs), what="a stacked job's history to be written")
+        left = descendants(launcher.pid)
+        launcher.kill()
+        launcher.wait()
+        wait_for(lambda: not any(alive(pid) for pid in left), 10, "the workers to exit")
+    finally:
+        for pid in [launcher.pid, *left]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert any(offline_runs(job) for job in jobs)
+    for job in jobs:
+        assert summary(job)["status"] == "interrupted", job
+        assert summary(job)["error"] == f"SweepProcessDied: the sweep's process (pid {launcher.pid}) died"
+        assert all(wandb_state(run) == "failed (exit code 130)" for run in offline_runs(job)), job
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert_one_finished_run_per_job(jobs)
 
 
 # A launcher as the batched one starts its pool (_start_workers), whose worker holds Ctrl-C and SIGTERM off as
@@ -430,26 +469,28 @@ if __name__ == "__main__":
 
 
 def test_a_worker_that_held_signals_off_when_its_launcher_died_still_exits(tmp_path):
-    """CI at stop 27: one worker of a killed launcher never exited. The kernel's PR_SET_PDEATHSIG
-    came as each launcher thread died, could come while the worker held signals off, and then
-    never again: the worker waited for work for ever. Now the worker's main thread gets SIGTERM
-    once the launcher is gone and again each second; this worker holds signals off for 3 s after
-    the launcher's kill -9, so the first SIGTERM is lost, and the next must end it."""
+    """CI at stop 27: one worker of a killed launcher never exited. Its launcher's death could reach
+    it while it held signals off, as it does while W&B's service starts, and then never again. Now
+    its main thread gets SIGTERM again each second: this worker holds signals off for 3 s after the
+    launcher's kill -9, so the first is lost, and a later one must end it."""
     script, marker = tmp_path / "launcher.py", tmp_path / "worker.pid"
     script.write_text(LAUNCHER_OF_A_WORKER_HOLDING_SIGNALS)
     env = cli_env({"PYTHONPATH": str(ROOT)})
-    launcher = subprocess.Popen([sys.executable, str(script), str(marker)], cwd=tmp_path, env=env)
+    with (tmp_path / "launcher.log").open("w") as out:  # its resource tracker's warnings after kill -9
+        launcher = subprocess.Popen(
+            [sys.executable, str(script), str(marker)], cwd=tmp_path, env=env, stdout=out, stderr=out
+        )
     worker = None
     try:
         wait_for(lambda: marker.exists() and marker.read_text(), what="the worker to hold signals off")
         worker = int(marker.read_text())
         launcher.kill()
         launcher.wait()
-        assert Path(f"/proc/{worker}").exists()  # it outlived the launcher ...
-        wait_for(lambda: not Path(f"/proc/{worker}").exists(), 10, "the worker to exit")  # ... and then ended
+        assert alive(worker)  # it outlived the launcher ...
+        wait_for(lambda: not alive(worker), 10, "the worker to exit")  # ... and then ended
     finally:
         for pid in [launcher.pid] + ([worker] if worker else []):
-            with contextlib.suppress(ProcessLookupError):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 

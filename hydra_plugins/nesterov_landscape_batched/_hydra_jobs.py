@@ -55,7 +55,8 @@ WORKER_JOBS: HydraJobs | None = None  # set in worker processes only
 def init_worker(pickled: bytes, launcher: int) -> None:
     """A worker process of the launching process's pool: the sweep's HydraJobs, cloudpickled. It
     gets SIGTERM when the launcher (pid `launcher`) dies, however it dies: the app's job ends as
-    SIGTERM ends it anywhere (Python's default: at once), so no worker outlives the sweep."""
+    SIGTERM ends it anywhere (Python's default: at once, the worker with it, so that it does not
+    outlive the sweep; an app that handles SIGTERM decides for itself)."""
     global WORKER_JOBS
     signal_when_parent_dies(signal.SIGTERM, launcher)
     WORKER_JOBS = cloudpickle.loads(pickled)

@@ -24,7 +24,8 @@ from submitit.helpers import Checkpointable
 
 from nesterov_landscape import job_claim, job_files
 from nesterov_landscape.config import Config
-from nesterov_landscape.job import finished_summary, run_claimed, versions
+from nesterov_landscape.interruption import SWEEP_PID_ENV, SweepProcessDied
+from nesterov_landscape.job import error_text, finished_summary, run_claimed, versions
 from nesterov_landscape.job_files import atomic_write_text, json_safe, write_json
 from nesterov_landscape.stack import stack_signature, train_jobs
 from nesterov_landscape.numerics.training import TrainResult
@@ -75,22 +76,34 @@ class WorkerInterrupts:
 
     def __init__(self, sweep_stopped: Any, launcher: int) -> None:
         self.sweep_stopped, self.launcher = sweep_stopped, launcher
-        self.in_stack, self.raised, self.orphaned = False, False, False
+        self.in_stack, self.raised = False, False
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self.on_signal)
+        # The one way the launcher's death reaches a job here: a job's own check of its sweep's
+        # process (interruption.parent_watch, for joblib's workers) would stop it first, and this
+        # SIGTERM would then interrupt it again while it closes its W&B run.
+        os.environ.pop(SWEEP_PID_ENV, None)
         signal_when_parent_dies(signal.SIGTERM, launcher, again_every_s=1.0)
 
+    @property
+    def orphaned(self) -> bool:
+        return os.getppid() != self.launcher  # re-parented: the launcher is gone
+
     def on_signal(self, signum: int, frame: Any) -> None:
-        if os.getppid() != self.launcher:  # re-parented: the launcher is gone
-            self.orphaned = True
-            if not self.in_stack:
-                exit_orphaned()
+        if self.orphaned and not self.in_stack:
+            exit_orphaned()
         if self.in_stack and not self.raised:
             self.raised = True
-            raise KeyboardInterrupt
+            raise (
+                SweepProcessDied(f"the sweep's process (pid {self.launcher}) died")
+                if self.orphaned
+                else KeyboardInterrupt
+            )
 
 
 def exit_orphaned() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):  # the next SIGTERM, a second later, must not cut this short
+        signal.signal(signum, signal.SIG_IGN)
     log.warning("the launching process died: this worker stops (re-run the same command to finish the sweep)")
     logging.shutdown()
     os._exit(3)
@@ -202,7 +215,9 @@ def run_stack(jobs: Sequence[StackedJob]) -> list[Outcome]:
         return _run_stack(jobs)
     interrupts.in_stack = True  # before looking at sweep_stopped: a Ctrl-C forwarded after it was set still stops us
     try:
-        if interrupts.sweep_stopped.is_set():
+        # A dead launcher may have queued a stack before it died, which a worker whose SIGTERM came
+        # while it held signals off would take
+        if interrupts.sweep_stopped.is_set() or interrupts.orphaned:
             return [(job.idx, "not run", "the sweep was interrupted") for job in jobs]
         return _run_stack(jobs)
     finally:
@@ -230,19 +245,20 @@ def _run_stack(jobs: Sequence[StackedJob]) -> list[Outcome]:
         for i, job in enumerate(jobs):
             outcomes.append(_finish_job(job, trained[i]))
             trained[i] = None  # release the run's weights and history
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         with interrupts_held():
             ended = {outcome[0] for outcome in outcomes}
-            outcomes += [_record_interrupted(job) for job in jobs if job.idx not in ended]
+            outcomes += [_record_interrupted(job, error_text(stop)) for job in jobs if job.idx not in ended]
         raise StackInterrupted(outcomes) from None
     return outcomes
 
 
-def _record_interrupted(job: StackedJob) -> Outcome:
+def _record_interrupted(job: StackedJob, error: str) -> Outcome:
     """A job of a stack that Ctrl-C or SIGTERM stopped: its folder records status interrupted, and the same
     command finishes it. A job stopped while its folder was being written already says so (with its
     W&B run closed, run_job); the others, stopped while their stack trained, get .hydra/, a log line
-    and a summary.json of status interrupted (no W&B run: none was started)."""
+    and a summary.json of status interrupted, its error what stopped the stack (no W&B run: none was
+    started)."""
     folder = Path(job.output_dir)
     try:
         claim = job_claim.acquire(folder)
@@ -260,7 +276,7 @@ def _record_interrupted(job: StackedJob) -> Outcome:
                 log.info("interrupted while its stack trained; run the same command to finish it")
             summary = {
                 "status": "interrupted",
-                "error": "KeyboardInterrupt",
+                "error": error,
                 "seed": job.config.seed,
                 "config": job.resolved,
                 "versions": dict(versions()),
