@@ -12,9 +12,12 @@ SWEEP_PID_ENV = "NESTEROV_LANDSCAPE_SWEEP_PID"  # set by callbacks.JobFolders.on
 
 
 class SweepProcessDied(KeyboardInterrupt):
-    """The sweep's process, this job's parent, is gone (say killed with kill -9): a job in a
-    joblib worker would otherwise go on alone for as long as it takes. A KeyboardInterrupt, so
+    """The sweep's process (pid `sweep_pid`), this job's parent, is gone (say killed with kill -9):
+    a job in a worker would otherwise go on alone for as long as it takes. A KeyboardInterrupt, so
     that it stops the job wherever Ctrl-C would, and is handled the same way."""
+
+    def __init__(self, sweep_pid: int) -> None:
+        super().__init__(f"the sweep's process (pid {sweep_pid}) died")
 
 
 def end_on_sigterm_leaving_jobs_to_stop() -> None:
@@ -47,6 +50,6 @@ def parent_watch() -> Callable[[], None]:
 
     def check() -> None:
         if os.getppid() != parent:  # orphans are re-parented to init or a subreaper
-            raise SweepProcessDied(f"the sweep's process (pid {parent}) died")
+            raise SweepProcessDied(parent)
 
     return check

@@ -373,6 +373,20 @@ def descendants(pid: int) -> list[int]:
     return [child for c in out for child in (int(c), *descendants(int(c)))]
 
 
+def kill_the_launcher_and_wait_for_its_workers(launcher: subprocess.Popen) -> None:
+    """kill -9 a batched launcher: its workers, and W&B's services under them, must be gone 10 s
+    later. Any left are killed (this test's processes only)."""
+    left = descendants(launcher.pid)
+    launcher.kill()
+    launcher.wait()
+    try:
+        wait_for(lambda: not any(alive(pid) for pid in left), 10, "the workers to exit")
+    finally:
+        for pid in left:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def alive(pid: int) -> bool:
     """The process runs: it is in /proc and not a zombie (which PID 1 may take seconds to reap)."""
     try:
@@ -392,18 +406,11 @@ def test_the_workers_of_a_killed_batched_launcher_stop_and_the_same_command_fini
     args += [f"hydra.sweep.dir={sweep}", "--multirun"]
     launcher = start_cli(*args, cwd=tmp_path, log=tmp_path / "first.log")
     short, long = [sweep / "0", sweep / "1"], [sweep / "2", sweep / "3"]
-    left: list[int] = []
     try:
         wait_for(lambda: all((job / "summary.json").exists() for job in short), what="the short stack")
-        finished = [(job / "summary.json").read_text() for job in short]
-        left = descendants(launcher.pid)  # the long stack trains in the other worker
-        launcher.kill()
-        launcher.wait()
-        wait_for(lambda: not any(alive(pid) for pid in left), 10, "the workers to exit")
+        finished = [(job / "summary.json").read_text() for job in short]  # the long stack trains in the other worker
     finally:
-        for pid in [launcher.pid, *left]:  # this test's processes only, if any is left
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        kill_the_launcher_and_wait_for_its_workers(launcher)
     for job in long:
         assert summary(job)["status"] == "interrupted" and not offline_runs(job)
         assert summary(job)["error"] == f"SweepProcessDied: the sweep's process (pid {launcher.pid}) died"
@@ -426,17 +433,10 @@ def test_a_job_whose_launcher_dies_as_its_wandb_run_is_written_closes_it_once(tm
     args += ["hydra/launcher=batched", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}", "--multirun"]
     launcher = start_cli(*args, cwd=tmp_path, log=tmp_path / "first.log")
     jobs = [sweep / str(n) for n in range(4)]
-    left: list[int] = []
     try:
         wait_for(lambda: any(training(job, 2000) for job in jobs), what="a stacked job's history to be written")
-        left = descendants(launcher.pid)
-        launcher.kill()
-        launcher.wait()
-        wait_for(lambda: not any(alive(pid) for pid in left), 10, "the workers to exit")
     finally:
-        for pid in [launcher.pid, *left]:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        kill_the_launcher_and_wait_for_its_workers(launcher)
     assert any(offline_runs(job) for job in jobs)
     for job in jobs:
         assert summary(job)["status"] == "interrupted", job

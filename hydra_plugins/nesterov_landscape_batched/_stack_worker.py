@@ -90,15 +90,12 @@ class WorkerInterrupts:
         return os.getppid() != self.launcher  # re-parented: the launcher is gone
 
     def on_signal(self, signum: int, frame: Any) -> None:
-        if self.orphaned and not self.in_stack:
+        orphaned = self.orphaned
+        if orphaned and not self.in_stack:
             exit_orphaned()
         if self.in_stack and not self.raised:
             self.raised = True
-            raise (
-                SweepProcessDied(f"the sweep's process (pid {self.launcher}) died")
-                if self.orphaned
-                else KeyboardInterrupt
-            )
+            raise SweepProcessDied(self.launcher) if orphaned else KeyboardInterrupt
 
 
 def exit_orphaned() -> None:
